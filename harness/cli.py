@@ -1,0 +1,192 @@
+"""The ``harness`` command line: thin click shims over the library.
+
+Exit status: 0 done; 1 stopped by a failure (what finished is kept); 2 invalid manifest or
+usage (nothing started); 130 interrupted (rerun the same command to resume). User errors are
+one line each, never a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import HarnessError, ManifestError
+from harness.plugins import get_host, iter_plugin_rows
+
+EXAMPLES = """
+\b
+Examples:
+  harness run registry/manifests/quickstart.yaml
+  harness run my.yaml --out runs/try --limit 20 --set run.seed=1
+  harness validate my.yaml
+  harness compare runs/a runs/b
+"""
+
+
+class HarnessGroup(click.Group):
+    """Turns :class:`HarnessError` into a one-line message and the contract's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            _print_error(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("harness: interrupted; rerun the same command to resume.", err=True)
+            ctx.exit(130)
+
+
+def _print_error(exc: HarnessError) -> None:
+    if isinstance(exc, ManifestError):
+        for line in exc.problems:
+            click.echo(line, err=True)
+        return
+    click.echo(f"harness: error: {exc}", err=True)
+
+
+@click.group(cls=HarnessGroup, epilog=EXAMPLES)
+@click.version_option(package_name="harness")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
+    """Evaluate language models that call functions, act as agents and run on small devices.
+
+    A run manifest (YAML or JSON) names backends, tasks and metrics, each provided by a
+    plugin; see `harness plugins` for what is installed and `harness schema` for every field.
+    """
+    ctx.obj = {"debug": debug}
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="harness: %(levelname)s: %(message)s")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: run.out, else runs/<name>). Same --out resumes.")
+@click.option("--limit", type=click.IntRange(min=1), help="Play at most N samples per task.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a manifest field, e.g. --set run.seed=3 --set tasks[0].limit=5.")
+@click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+def run(manifest: Path, out: Path | None, limit: int | None, sets: tuple[str, ...],
+        no_progress: bool) -> None:
+    """Run MANIFEST; write the run directory as results arrive.
+
+    Running it again with the same --out resumes: finished samples are never recomputed.
+    """
+    from harness.manifest import load_manifest
+    from harness.runner import run_manifest
+
+    host = get_host()
+    loaded = load_manifest(manifest, host, sets, limit)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    result = run_manifest(loaded, host, out, progress=not no_progress)
+    _print_scores(result.run_dir)
+    click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
+    click.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_scores(run_dir: Path) -> None:
+    from harness.report import score_table
+    from harness.results import aggregate_frame
+
+    frame = aggregate_frame(run_dir / "samples.jsonl")
+    table = score_table(frame)
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty
+               else "no scores")
+    errors = int(frame["n_errors"].sum()) if not frame.empty else 0
+    if errors:
+        click.echo(f"warning: {errors} sample(s) could not be scored; see the report.", err=True)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="As for `run`.")
+def validate(manifest: Path, sets: tuple[str, ...]) -> None:
+    """Check MANIFEST against the core schema and that of every plugin it names."""
+    from harness.manifest import load_manifest
+
+    loaded = load_manifest(manifest, get_host(), sets)
+    click.echo(f"{manifest}: valid ({len(loaded.backends)} backend(s), {len(loaded.tasks)} "
+               f"task(s), {len(loaded.metrics)} extra metric(s))")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--kind", help="Only this kind (backend, task, metric).")
+def plugins(as_json: bool, kind: str | None) -> None:
+    """List every discovered plugin and what it contributes."""
+    rows = [r for r in iter_plugin_rows(get_host()) if kind is None or r["kind"] == kind]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["kind", "name", "package", "version", "description"])
+    click.echo(frame.to_string(index=False) if rows else "no plugins found")
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="Print the manifest reference as Markdown.")
+def schema(markdown: bool) -> None:
+    """Print the manifest JSON Schema (the core plus every installed plugin)."""
+    from harness.schema import composed_schema
+    from harness.schemadoc import schema_markdown
+
+    composed = composed_schema(get_host().catalog)
+    click.echo(schema_markdown(composed) if markdown else json.dumps(composed, indent=2))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Render RUN_DIR's report.html again and print its score table."""
+    from harness.report import write_report
+
+    _require_run_dir(run_dir)
+    path = write_report(run_dir)
+    _print_scores(run_dir)
+    click.echo(f"report: {path}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+def compare(run_dirs: tuple[Path, ...]) -> None:
+    """Print runs side by side: task and metric rows, a column per run and backend."""
+    from harness.compare import compare_table
+
+    for run_dir in run_dirs:
+        _require_run_dir(run_dir)
+    table = compare_table(run_dirs)
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty
+               else "no scores to compare")
+
+
+def _require_run_dir(run_dir: Path) -> None:
+    if not (run_dir / "samples.jsonl").exists():
+        raise HarnessError(f"{run_dir}: not a run directory (no samples.jsonl); "
+                           "give the --out folder of a `harness run`")
+
+
+def main() -> None:
+    """Console entry point: adds plugin commands, then runs the CLI."""
+    try:
+        get_host().add_commands(cli)
+    except HarnessError as exc:
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    cli(prog_name="harness")

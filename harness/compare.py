@@ -1,0 +1,37 @@
+"""Side-by-side comparison of runs: same (task, metric) rows, one column per run and backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from harness.results import load_results
+
+
+def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
+    """Pivot the aggregates of several runs; columns are ``run/backend``.
+
+    Two run directories with the same folder name are told apart by their parent folder.
+    """
+    paths = [Path(d) for d in run_dirs]
+    frames = []
+    for label, path in zip(_unique_labels(paths), paths, strict=True):
+        frame = load_results([path])
+        frames.append(frame.assign(column=label + "/" + frame["backend"].astype(str)))
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame["metric"] != "(no scores)"]
+    if frame.empty:
+        return pd.DataFrame()
+    order = list(dict.fromkeys(frame["column"]))
+    table = frame.pivot_table(index=["task", "metric"], columns="column", values="value")
+    return table[order]
+
+
+def _unique_labels(paths: list[Path]) -> list[str]:
+    names = [p.resolve().name for p in paths]
+    return [
+        f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n
+        for p, n in zip(paths, names, strict=True)
+    ]

@@ -1,0 +1,282 @@
+"""Loading a run manifest: parse, apply ``--set`` overrides, expand ``${ENV}``, validate, resolve.
+
+Every problem becomes one line ``FILE: path.to.field: what is wrong (and how to fix it)``;
+all problems are collected before anything is reported, so a user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ManifestError
+from harness.plugins import PluginHost
+from harness.registry import KINDS, UnknownPlugin
+from harness.schema import (
+    SECTIONS,
+    core_schema,
+    entry_schema,
+    file_fields,
+    resolve_path,
+    with_defaults,
+)
+from harness.validation import schema_problems
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One backend, task or metric of a manifest, resolved.
+
+    ``params`` are what the plugin receives (``${ENV}`` expanded, paths absolute) and must
+    never be written to disk; ``raw`` is the entry as written, safe to record.
+    """
+
+    kind: str
+    id: str
+    type: str
+    params: dict[str, Any]
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: str | None = None
+    seed: int | None = None
+    concurrency: int | None = None
+    limit: int | None = None
+    flush_every: int = 64
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest: what to run, and the record of it that is safe to store."""
+
+    path: Path
+    name: str
+    backends: tuple[Entry, ...]
+    tasks: tuple[Entry, ...]
+    metrics: tuple[Entry, ...]
+    run: RunOptions
+    raw: dict[str, Any]
+    env_values: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the manifest as written (after overrides): identifies a run's plan."""
+        text = json.dumps(self.raw, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def entries(self, kind: str) -> tuple[Entry, ...]:
+        return {"backend": self.backends, "task": self.tasks, "metric": self.metrics}[kind]
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def read_document(path: Path) -> Any:
+    """Parse YAML or JSON (JSON is YAML); errors name the file and the line."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([f"{label}: file not found (check the path)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([f"{label}: cannot read the file: {exc}"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ManifestError([f"{label}: {where}: malformed YAML/JSON: {problem}"]) from None
+
+
+# --- --set overrides ------------------------------------------------------------------------
+
+_KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_key(key: str) -> list[str | int]:
+    """``tasks[0].limit`` or ``tasks.0.limit`` -> ``["tasks", 0, "limit"]``."""
+    parts: list[str | int] = []
+    pos = 0
+    for match in _KEY_PART.finditer(key):
+        between = key[pos : match.start()]
+        if between not in ("", "."):
+            raise ValueError(f"cannot parse {key!r}")
+        name, index = match.groups()
+        parts.append(int(index) if index is not None else (int(name) if name.isdigit() else name))
+        pos = match.end()
+    if not parts or key[pos:]:
+        raise ValueError(f"cannot parse {key!r}")
+    return parts
+
+
+def apply_overrides(data: dict[str, Any], sets: Sequence[str], label: str) -> dict[str, Any]:
+    """Apply ``--set KEY=VALUE`` (VALUE parsed as YAML) to a copy of the manifest."""
+    data = copy.deepcopy(data)
+    problems = []
+    for item in sets:
+        try:
+            _apply_one(data, item)
+        except ValueError as exc:
+            problems.append(f"{label}: --set {item}: {exc}")
+    if problems:
+        raise ManifestError(problems)
+    return data
+
+
+def _apply_one(data: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError("expected KEY=VALUE, for example --set run.limit=10 or tasks[0].limit=5")
+    parts = parse_key(key.strip())
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node: Any = data
+    for part, following in zip(parts, parts[1:], strict=False):
+        node = _step(node, part, following, key)
+    _assign(node, parts[-1], value, key)
+
+
+def _step(node: Any, part: str | int, following: str | int, key: str) -> Any:
+    if isinstance(part, int):
+        if not isinstance(node, list) or part >= len(node):
+            raise ValueError(f"{key}: there is no item {part} here (lists count from 0)")
+        return node[part]
+    if not isinstance(node, dict):
+        raise ValueError(f"{key}: {part!r} is inside something that is not a mapping")
+    return node.setdefault(part, [] if isinstance(following, int) else {})
+
+
+def _assign(node: Any, part: str | int, value: Any, key: str) -> None:
+    if isinstance(part, int):
+        if not isinstance(node, list) or part > len(node):
+            raise ValueError(f"{key}: there is no item {part} here (lists count from 0)")
+        node.append(value) if part == len(node) else node.__setitem__(part, value)
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise ValueError(f"{key}: cannot set {part!r} inside a value that is not a mapping")
+
+
+# --- ${ENV} ---------------------------------------------------------------------------------
+
+
+def expand_env(node: Any, path: str = "") -> tuple[Any, list[str], list[str]]:
+    """Replace ``${NAME}`` in strings. Returns (expanded, missing problems, values used)."""
+    if isinstance(node, str):
+        missing, used = [], []
+
+        def sub(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1))
+            if value is None:
+                missing.append(
+                    f"{path}: environment variable {match.group(1)} is not set "
+                    f"(export {match.group(1)}=... before running)"
+                )
+                return match.group(0)
+            used.append(value)
+            return value
+
+        return ENV_REF.sub(sub, node), missing, used
+    if isinstance(node, dict):
+        items = [(k, expand_env(v, _join(path, k))) for k, v in node.items()]
+        return {k: r[0] for k, r in items}, _cat(r[1] for _, r in items), _cat(r[2] for _, r in items)
+    if isinstance(node, list):
+        results = [expand_env(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return [r[0] for r in results], _cat(r[1] for r in results), _cat(r[2] for r in results)
+    return node, [], []
+
+
+def _cat(lists: Iterable[list[str]]) -> list[str]:
+    return [x for sub in lists for x in sub]
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def load_manifest(
+    path: str | Path, host: PluginHost, sets: Sequence[str] = (), limit: int | None = None
+) -> Manifest:
+    """Read, override, expand and validate a manifest; raise :class:`ManifestError` listing
+    every problem, or return the resolved :class:`Manifest`."""
+    path = Path(path)
+    label = str(path)
+    raw = read_document(path)
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise ManifestError([f"{label}: (top level): the manifest is {kind}; expected a mapping "
+                             "with name, backends and tasks"])
+    raw = apply_overrides(raw, sets, label)
+    if limit is not None:
+        raw.setdefault("run", {})
+        if isinstance(raw["run"], dict):
+            raw["run"]["limit"] = limit
+    expanded, problems, used = expand_env(raw)
+    problems += schema_problems(expanded, core_schema(), "")
+    base_dir = path.resolve().parent
+    entries = {}
+    if not problems:
+        for kind in KINDS:
+            found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
+            entries[kind] = found
+            problems += entry_problems
+    if problems:
+        raise ManifestError([f"{label}: {p}" for p in problems])
+    run = RunOptions(**expanded.get("run", {}))
+    return Manifest(path, expanded["name"], entries["backend"], entries["task"],
+                    entries["metric"], run, raw, tuple(v for v in used if v))
+
+
+def _check_entries(
+    kind: str, expanded: dict[str, Any], raw: dict[str, Any], host: PluginHost, base_dir: Path
+) -> tuple[tuple[Entry, ...], list[str]]:
+    section = SECTIONS[kind]
+    problems: list[str] = []
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(expanded.get(section, [])):
+        where = f"{section}[{index}]"
+        try:
+            component = host.component(kind, item["type"])
+        except UnknownPlugin as exc:
+            problems.append(f"{where}.type: {exc}")
+            continue
+        schema = entry_schema(component)
+        found = schema_problems(item, schema, where, base_dir)
+        problems += found
+        entry_id = item.get("id", item["type"])
+        if entry_id in seen:
+            problems.append(f"{where}.id: {entry_id!r} is used by {section}[{seen[entry_id]}] too; "
+                            "give each entry a distinct id")
+        seen[entry_id] = index
+        if not found:
+            params = _resolve_params(item, schema, base_dir)
+            entries.append(Entry(kind, entry_id, item["type"], params, raw[section][index]))
+    return tuple(entries), problems
+
+
+def _resolve_params(item: dict[str, Any], schema: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    params = with_defaults({k: v for k, v in item.items() if k not in ("type", "id")}, schema)
+    for key in file_fields(schema):
+        if isinstance(params.get(key), str):
+            params[key] = str(resolve_path(params[key], base_dir))
+    return params

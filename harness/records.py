@@ -1,0 +1,217 @@
+"""Records that cross plugin boundaries.
+
+Every record is a plain dataclass of JSON-ready values with a stable :meth:`to_dict`, so that a
+unit of work can be pickled to another process or machine and written to disk unchanged.
+Backends, tasks and metrics exchange only these, never live objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call: the name and the decoded arguments (never a JSON string)."""
+
+    name: str
+    arguments: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message, in the OpenAI chat shape (``role`` is system/user/assistant/tool)."""
+
+    role: str
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> JSON:
+        out: JSON = {"role": self.role, "content": self.content}
+        if self.tool_calls is not None:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Message:
+        calls = data.get("tool_calls")
+        return cls(
+            role=data["role"],
+            content=data.get("content"),
+            tool_calls=None if calls is None else tuple(ToolCall(**c) for c in calls),
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to generate. ``None`` means "the backend's default"; ``extra`` is backend-specific."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    extra: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return asdict(self) | {"stop": list(self.stop)}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One model call.
+
+    ``tools`` are OpenAI-style function tools (``{"type": "function", "function": {name,
+    description, parameters}}``) whose ``parameters`` are JSON Schema. ``tool_choice`` follows
+    OpenAI (``"auto"``, ``"none"``, ``"required"`` or a named function). ``sample_id`` and
+    ``task`` identify the sample for backends that look answers up (replay, caches).
+    """
+
+    messages: tuple[Message, ...]
+    tools: tuple[JSON, ...] | None = None
+    tool_choice: str | JSON | None = None
+    params: GenerationParams = field(default_factory=GenerationParams)
+    task: str | None = None
+    sample_id: str | None = None
+
+    def to_dict(self) -> JSON:
+        return {
+            "messages": [m.to_dict() for m in self.messages],
+            "tools": None if self.tools is None else list(self.tools),
+            "tool_choice": self.tool_choice,
+            "params": self.params.to_dict(),
+            "task": self.task,
+            "sample_id": self.sample_id,
+        }
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """What a backend answered: raw text, native tool calls if any, token counts and timings.
+
+    ``timing`` holds seconds (``total_s`` always; streaming local backends add ``ttft_s``).
+    Token counts come from the model's tokenizer, never from counting words.
+    """
+
+    text: str | None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    extra: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {
+            "text": self.text,
+            "tool_calls": None
+            if self.tool_calls is None
+            else [c.to_dict() for c in self.tool_calls],
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "finish_reason": self.finish_reason,
+            "timing": dict(self.timing),
+            "extra": dict(self.extra),
+        }
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One item of a task: what to ask, which tools to offer, what counts as right."""
+
+    id: str
+    messages: tuple[Message, ...]
+    tools: tuple[JSON, ...] | None = None
+    target: Any = None
+    metadata: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {
+            "id": self.id,
+            "messages": [m.to_dict() for m in self.messages],
+            "tools": None if self.tools is None else list(self.tools),
+            "target": self.target,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a sample was played: the final raw text, decoded calls and every model response.
+
+    ``error`` is set when the sample could not be scored (no answer, decode failure that the
+    task treats as fatal, backend error); metrics still see the outcome and may score it 0.
+    """
+
+    output: str | None
+    calls: tuple[ToolCall, ...] | None = None
+    responses: tuple[ChatResponse, ...] = ()
+    error: str | None = None
+    fields: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """What one metric says about one sample.
+
+    ``values`` are numbers that aggregate (mean by default); ``labels`` become extra fields of
+    the sample's record (for example ``{"patterns": ["IAV"]}``).
+    """
+
+    values: dict[str, float]
+    labels: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What lifecycle hooks learn about a run."""
+
+    run_dir: str
+    name: str
+    manifest: JSON
+    already_finished: int = 0
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One line of ``samples.jsonl``: one (backend, task, sample) result."""
+
+    backend: str
+    task: str
+    sample_id: str
+    output: str | None
+    calls: list[JSON] | None
+    scores: dict[str, float]
+    error: str | None
+    timing: dict[str, float]
+    target: Any = None
+    extra: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        out: JSON = {
+            "backend": self.backend,
+            "task": self.task,
+            "sample_id": self.sample_id,
+            "output": self.output,
+            "calls": self.calls,
+            "scores": self.scores,
+            "error": self.error,
+            "timing": self.timing,
+            "target": self.target,
+        }
+        out.update(self.extra)
+        return out

@@ -1,0 +1,86 @@
+"""``report.html``: a self-contained page of the run's tables (plots come with later plugins)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.results import MANIFEST, RESULTS, SUMMARY, aggregate_frame
+from harness.store import SAMPLES, iter_records
+
+REPORT = "report.html"
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem}
+th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}code{background:#f6f6f6}
+.warn{color:#a40}
+"""
+
+
+def score_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows (task, metric), one column per backend: the table users read first."""
+    scored = frame[frame["metric"] != "(no scores)"]
+    if scored.empty:
+        return pd.DataFrame()
+    return scored.pivot_table(index=["task", "metric"], columns="backend", values="value")
+
+
+def _section(title: str, body: str) -> str:
+    return f"<h2>{html.escape(title)}</h2>\n{body}\n"
+
+
+def _failed_samples(run_dir: Path, limit: int = 50) -> pd.DataFrame:
+    rows = []
+    for rec in iter_records(run_dir / SAMPLES):
+        if rec.get("error"):
+            rows.append({k: rec.get(k) for k in ("backend", "task", "sample_id", "error")})
+            if len(rows) >= limit:
+                break
+    return pd.DataFrame(rows)
+
+
+def render_report(run_dir: Path) -> str:
+    frame = aggregate_frame(run_dir / SAMPLES)
+    manifest: dict[str, Any] = {}
+    if (run_dir / MANIFEST).exists():
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    name = html.escape(str(manifest.get("name", run_dir.name)))
+    parts = [f"<h1>harness run: {name}</h1>", _provenance(manifest)]
+    table = score_table(frame)
+    parts.append(_section("Scores", table.to_html(float_format="%.4f") if not table.empty
+                          else "<p>No scores.</p>"))
+    parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
+    errors = _failed_samples(run_dir)
+    if not errors.empty:
+        note = f"<p class=warn>{int(frame['n_errors'].sum())} sample(s) could not be scored " \
+               "and are left out of the means (first ones below).</p>"
+        parts.append(_section("Errors", note + errors.to_html(index=False)))
+    body = "\n".join(parts)
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
+            f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
+
+
+def _provenance(manifest: dict[str, Any]) -> str:
+    env = manifest.get("environment", {})
+    items = {
+        "harness": env.get("harness"),
+        "python": env.get("python"),
+        "platform": env.get("platform"),
+        "started": manifest.get("started_at"),
+        "manifest sha256": manifest.get("manifest_sha256"),
+        "seed": manifest.get("seed"),
+    }
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(str(v))}</code></td></tr>"
+                   for k, v in items.items() if v is not None)
+    files = f"<p>Files: {RESULTS}, {SUMMARY}, {SAMPLES}, {MANIFEST}</p>"
+    return f"<table>{rows}</table>{files}" if rows else files
+
+
+def write_report(run_dir: Path) -> Path:
+    path = Path(run_dir) / REPORT
+    path.write_text(render_report(Path(run_dir)), encoding="utf-8")
+    return path

@@ -1,0 +1,110 @@
+"""The append-only sample store: ``samples.jsonl`` in a run directory.
+
+Records are appended as samples finish and fsynced in small batches, so a crash (even
+SIGKILL) loses at most the last unsynced batch, which a rerun recomputes. On reopening, a torn
+last line is cut off and the keys already present are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RunDirError
+
+SAMPLES = "samples.jsonl"
+Key = tuple[str, str, str]
+
+
+def record_key(record: dict[str, Any]) -> Key:
+    return (record["backend"], record["task"], str(record["sample_id"]))
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Stream the complete records of a ``samples.jsonl`` (a torn last line is ignored)."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RunDirError(f"{path}: line {number}: not valid JSON ({exc.msg}); "
+                                  "the file was edited by hand or is corrupt") from None
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a torn final line (a write interrupted by a crash) so appends start clean."""
+    if not path.exists():
+        return
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.truncate(_end_of_last_line(handle, size))
+
+
+def _end_of_last_line(handle: Any, size: int) -> int:
+    """Offset just past the last newline (0 when there is none), scanning back in chunks."""
+    end = size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        handle.seek(start)
+        cut = handle.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def finished_keys(path: Path) -> set[Key]:
+    """Keys of the records already stored (the resume set)."""
+    return {record_key(r) for r in iter_records(path)}
+
+
+class SampleWriter:
+    """Appends JSON lines; flushes and fsyncs every ``flush_every`` records or second."""
+
+    def __init__(self, path: Path, flush_every: int = 64, max_delay_s: float = 1.0) -> None:
+        repair_tail(path)
+        self.path = path
+        self._handle = path.open("a", encoding="utf-8")
+        self._flush_every = flush_every
+        self._max_delay_s = max_delay_s
+        self._pending = 0
+        self._last_sync = time.monotonic()
+        self._lock = threading.Lock()
+        self.written = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self._handle.write(line)
+            self._pending += 1
+            self.written += 1
+            now = time.monotonic()
+            if self._pending >= self._flush_every or now - self._last_sync >= self._max_delay_s:
+                self._sync(now)
+
+    def _sync(self, now: float) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._pending = 0
+        self._last_sync = now
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._handle.closed:
+                self._sync(time.monotonic())
+                self._handle.close()
+
+    def __enter__(self) -> SampleWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
