@@ -71,14 +71,23 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default: run.out, else runs/<name>). Same --out resumes.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: run.out, else runs/<name>). Same --out resumes.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Play at most N samples per task.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a manifest field, e.g. --set run.seed=3 --set tasks[0].limit=5.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a manifest field, e.g. --set run.seed=3 --set tasks[0].limit=5.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
-def run(manifest: Path, out: Path | None, limit: int | None, sets: tuple[str, ...],
-        no_progress: bool) -> None:
+def run(
+    manifest: Path, out: Path | None, limit: int | None, sets: tuple[str, ...], no_progress: bool
+) -> None:
     """Run MANIFEST; write the run directory as results arrive.
 
     Running it again with the same --out resumes: finished samples are never recomputed.
@@ -105,8 +114,9 @@ def _print_scores(run_dir: Path) -> None:
 
     frame = aggregate_frame(run_dir / "samples.jsonl")
     table = score_table(frame)
-    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty
-               else "no scores")
+    click.echo(
+        table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty else "no scores"
+    )
     errors = int(frame["n_errors"].sum()) if not frame.empty else 0
     if errors:
         click.echo(f"warning: {errors} sample(s) could not be scored; see the report.", err=True)
@@ -120,8 +130,10 @@ def validate(manifest: Path, sets: tuple[str, ...]) -> None:
     from harness.manifest import load_manifest
 
     loaded = load_manifest(manifest, get_host(), sets)
-    click.echo(f"{manifest}: valid ({len(loaded.backends)} backend(s), {len(loaded.tasks)} "
-               f"task(s), {len(loaded.metrics)} extra metric(s))")
+    click.echo(
+        f"{manifest}: valid ({len(loaded.backends)} backend(s), {len(loaded.tasks)} "
+        f"task(s), {len(loaded.metrics)} extra metric(s))"
+    )
 
 
 @cli.command()
@@ -163,8 +175,12 @@ def report(run_dir: Path) -> None:
 
 
 @cli.command()
-@click.argument("run_dirs", nargs=-1, required=True,
-                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "run_dirs",
+    nargs=-1,
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
 def compare(run_dirs: tuple[Path, ...]) -> None:
     """Print runs side by side: task and metric rows, a column per run and backend."""
     from harness.compare import compare_table
@@ -172,14 +188,19 @@ def compare(run_dirs: tuple[Path, ...]) -> None:
     for run_dir in run_dirs:
         _require_run_dir(run_dir)
     table = compare_table(run_dirs)
-    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty
-               else "no scores to compare")
+    click.echo(
+        table.to_string(float_format=lambda v: f"{v:.4f}")
+        if not table.empty
+        else "no scores to compare"
+    )
 
 
 def _require_run_dir(run_dir: Path) -> None:
     if not (run_dir / "samples.jsonl").exists():
-        raise HarnessError(f"{run_dir}: not a run directory (no samples.jsonl); "
-                           "give the --out folder of a `harness run`")
+        raise HarnessError(
+            f"{run_dir}: not a run directory (no samples.jsonl); "
+            "give the --out folder of a `harness run`"
+        )
 
 
 def main() -> None:

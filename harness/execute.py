@@ -19,8 +19,8 @@ from harness.errors import HarnessError
 from harness.interfaces import Backend, BuildContext, Metric, Task
 from harness.manifest import Entry
 from harness.plugins import PluginHost
-from harness.schema import with_defaults
 from harness.records import Outcome, Sample, SampleRecord, Score
+from harness.schema import with_defaults
 from harness.store import Key
 
 
@@ -74,8 +74,10 @@ def select_samples(task: Task, unit: WorkUnit) -> Iterator[Sample]:
         samples = islice(samples, unit.limit)
     for index, sample in enumerate(samples):
         if sample.id in seen:
-            raise HarnessError(f"task {unit.task.id!r} yielded sample id {sample.id!r} twice; "
-                               "sample ids must be unique within a task")
+            raise HarnessError(
+                f"task {unit.task.id!r} yielded sample id {sample.id!r} twice; "
+                "sample ids must be unique within a task"
+            )
         seen.add(sample.id)
         if index % unit.num_shards == unit.shard:
             yield sample
@@ -150,8 +152,11 @@ def run_unit(
     """Play the unit's unfinished samples, at most ``concurrency`` at once, emitting records
     in completion order."""
     task, backend, metrics = parts
-    todo = (s for s in select_samples(task, unit)
-            if (unit.backend.id, unit.task.id, str(s.id)) not in done)
+    todo = (
+        s
+        for s in select_samples(task, unit)
+        if (unit.backend.id, unit.task.id, str(s.id)) not in done
+    )
     if concurrency <= 1:
         for sample in todo:
             emit(play_one(unit, task, backend, metrics, sample))

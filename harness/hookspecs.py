@@ -65,7 +65,7 @@ def register_metrics(register: Register) -> None:
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add sub-commands to the ``harness`` command line (``cli.command()`` / ``cli.add_command``)."""
+    """Add sub-commands to the ``harness`` command line (``cli.command()``, ``cli.add_command``)."""
 
 
 # --- run lifecycle ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def _apply_one(data: dict[str, Any], item: str) -> None:
     except yaml.YAMLError:
         value = text
     node: Any = data
-    for part, following in zip(parts, parts[1:], strict=False):
+    for part, following in pairwise(parts):
         node = _step(node, part, following, key)
     _assign(node, parts[-1], value, key)
 
@@ -195,7 +196,11 @@ def expand_env(node: Any, path: str = "") -> tuple[Any, list[str], list[str]]:
         return ENV_REF.sub(sub, node), missing, used
     if isinstance(node, dict):
         items = [(k, expand_env(v, _join(path, k))) for k, v in node.items()]
-        return {k: r[0] for k, r in items}, _cat(r[1] for _, r in items), _cat(r[2] for _, r in items)
+        return (
+            {k: r[0] for k, r in items},
+            _cat(r[1] for _, r in items),
+            _cat(r[2] for _, r in items),
+        )
     if isinstance(node, list):
         results = [expand_env(v, f"{path}[{i}]") for i, v in enumerate(node)]
         return [r[0] for r in results], _cat(r[1] for r in results), _cat(r[2] for r in results)
@@ -223,8 +228,12 @@ def load_manifest(
     raw = read_document(path)
     if not isinstance(raw, dict):
         kind = "empty" if raw is None else f"a {type(raw).__name__}"
-        raise ManifestError([f"{label}: (top level): the manifest is {kind}; expected a mapping "
-                             "with name, backends and tasks"])
+        raise ManifestError(
+            [
+                f"{label}: (top level): the manifest is {kind}; expected a mapping "
+                "with name, backends and tasks"
+            ]
+        )
     raw = apply_overrides(raw, sets, label)
     if limit is not None:
         raw.setdefault("run", {})
@@ -234,16 +243,23 @@ def load_manifest(
     problems += schema_problems(expanded, core_schema(), "")
     base_dir = path.resolve().parent
     entries = {}
-    if not problems:
-        for kind in KINDS:
-            found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
-            entries[kind] = found
-            problems += entry_problems
+    for kind in KINDS:
+        found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
+        entries[kind] = found
+        problems += entry_problems
     if problems:
         raise ManifestError([f"{label}: {p}" for p in problems])
     run = RunOptions(**expanded.get("run", {}))
-    return Manifest(path, expanded["name"], entries["backend"], entries["task"],
-                    entries["metric"], run, raw, tuple(v for v in used if v))
+    return Manifest(
+        path,
+        expanded["name"],
+        entries["backend"],
+        entries["task"],
+        entries["metric"],
+        run,
+        raw,
+        tuple(v for v in used if v),
+    )
 
 
 def _check_entries(
@@ -253,8 +269,11 @@ def _check_entries(
     problems: list[str] = []
     entries: list[Entry] = []
     seen: dict[str, int] = {}
-    for index, item in enumerate(expanded.get(section, [])):
+    items = expanded.get(section)
+    for index, item in enumerate(items if isinstance(items, list) else []):
         where = f"{section}[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue  # the core schema already reported it
         try:
             component = host.component(kind, item["type"])
         except UnknownPlugin as exc:
@@ -265,8 +284,10 @@ def _check_entries(
         problems += found
         entry_id = item.get("id", item["type"])
         if entry_id in seen:
-            problems.append(f"{where}.id: {entry_id!r} is used by {section}[{seen[entry_id]}] too; "
-                            "give each entry a distinct id")
+            problems.append(
+                f"{where}.id: {entry_id!r} is used by {section}[{seen[entry_id]}] too; "
+                "give each entry a distinct id"
+            )
         seen[entry_id] = index
         if not found:
             params = _resolve_params(item, schema, base_dir)

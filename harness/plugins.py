@@ -61,23 +61,27 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._catalog: Catalog | None = None
-        if os.environ.get("HARNESS_TRACE_PLUGINS"):
+        self.trace = bool(os.environ.get("HARNESS_TRACE_PLUGINS"))
+        if self.trace:
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
 
     # --- loading ----------------------------------------------------------------------------
 
-    def load_entrypoints(self, group: str = GROUP) -> None:
+    def load_entrypoints(self, group: str = GROUP, packages: set[str] | None = None) -> None:
         """Import and register every entry point of ``group``, honouring the env variables.
 
         A plugin that fails to import is recorded (``harness plugins`` shows it) and skipped,
-        so one broken package does not stop runs that do not use it.
+        so one broken package does not stop runs that do not use it. ``packages`` restricts
+        loading to those distributions (the docs generator uses only the built-ins).
         """
         allow = _env_list("HARNESS_LOAD_PLUGINS")
         for name in _env_list("HARNESS_DISABLE_PLUGINS") or []:
             self.pm.set_blocked(name)
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
             if (allow is not None and ep.name not in allow) or self.pm.is_blocked(ep.name):
+                continue
+            if packages is not None and _distribution(ep)[0] not in packages:
                 continue
             self._load_one(ep)
         self.pm.check_pending()
@@ -124,8 +128,10 @@ class PluginHost:
 
     def _collect(self, kind: str, catalog: Catalog) -> None:
         caller = getattr(self.pm.hook, REGISTRATION_HOOKS[kind])
-        for impl in reversed(caller.get_hookimpls()):  # registration order, not pluggy's LIFO
+        for impl in caller.get_hookimpls():  # registration order (calls would be LIFO)
             info = self.plugins.get(impl.plugin_name, PluginInfo(impl.plugin_name, "", ""))
+            if self.trace:
+                print(f"harness: {caller.name} -> plugin {info.name!r}", file=sys.stderr)
             impl.function(register=_register_callback(kind, info, catalog))
 
     def component(self, kind: str, name: str) -> Component:
@@ -135,7 +141,9 @@ class PluginHost:
         except UnknownPlugin as exc:
             broken = [p for p in self.plugins.values() if p.error]
             if broken:
-                notes = "; ".join(f"{p.name} ({p.package}) failed to load: {p.error}" for p in broken)
+                notes = "; ".join(
+                    f"{p.name} ({p.package}) failed to load: {p.error}" for p in broken
+                )
                 exc.args = (f"{exc.args[0]}; note: {notes}",)
             raise
 

@@ -49,8 +49,11 @@ class Progress:
         eta = ""
         if self.total and rate > 0:
             eta = f", ETA {max(self.total - self.count, 0) / rate:.0f}s"
-        print(f"{self.label}: {self.count}{total} samples ({rate:.1f}/s{eta})",
-              file=self.stream, flush=True)
+        print(
+            f"{self.label}: {self.count}{total} samples ({rate:.1f}/s{eta})",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -30,8 +30,7 @@ def file_sha256(path: Path) -> str:
 
 def data_fingerprint(files: list[Path]) -> dict[str, Any]:
     """Each data file's sha256 and size, plus one combined hash for the task's data."""
-    entries = [{"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
-               for p in files]
+    entries = [{"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in files]
     combined = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
     return {"sha256": combined, "files": entries}
 

@@ -51,17 +51,24 @@ def render_report(run_dir: Path) -> str:
     name = html.escape(str(manifest.get("name", run_dir.name)))
     parts = [f"<h1>harness run: {name}</h1>", _provenance(manifest)]
     table = score_table(frame)
-    parts.append(_section("Scores", table.to_html(float_format="%.4f") if not table.empty
-                          else "<p>No scores.</p>"))
+    parts.append(
+        _section(
+            "Scores", table.to_html(float_format="%.4f") if not table.empty else "<p>No scores.</p>"
+        )
+    )
     parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
     errors = _failed_samples(run_dir)
     if not errors.empty:
-        note = f"<p class=warn>{int(frame['n_errors'].sum())} sample(s) could not be scored " \
-               "and are left out of the means (first ones below).</p>"
+        note = (
+            f"<p class=warn>{int(frame['n_errors'].sum())} sample(s) could not be scored "
+            "and are left out of the means (first ones below).</p>"
+        )
         parts.append(_section("Errors", note + errors.to_html(index=False)))
     body = "\n".join(parts)
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
-            f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def _provenance(manifest: dict[str, Any]) -> str:
@@ -74,8 +81,11 @@ def _provenance(manifest: dict[str, Any]) -> str:
         "manifest sha256": manifest.get("manifest_sha256"),
         "seed": manifest.get("seed"),
     }
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(str(v))}</code></td></tr>"
-                   for k, v in items.items() if v is not None)
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in items.items()
+        if v is not None
+    )
     files = f"<p>Files: {RESULTS}, {SUMMARY}, {SAMPLES}, {MANIFEST}</p>"
     return f"<table>{rows}</table>{files}" if rows else files
 

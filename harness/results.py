@@ -1,14 +1,15 @@
 """Aggregates: ``results.json`` and ``summary.csv`` from ``samples.jsonl``, and the Python API
 that loads run directories into pandas DataFrames.
 
-Aggregation reads the sample store back (it never needs the run in memory) and sorts by
-sample key first, so the numbers are identical whether or not the run was interrupted.
+Aggregation streams the sample store back (it never holds the run in memory) and sums with
+``math.fsum``, so the numbers are identical whether or not the run was interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,39 +24,49 @@ MANIFEST = "manifest.json"
 SUMMARY_COLUMNS = ["backend", "task", "metric", "value", "stderr", "n", "n_errors", "n_samples"]
 
 
-def _score_rows(records: Iterable[dict[str, Any]]) -> tuple[list[tuple], list[tuple]]:
-    """Flatten records to (backend, task, sample_id, metric, value) and per-sample status rows."""
-    scores, status = [], []
+def _collect(records: Iterable[dict[str, Any]]) -> tuple[dict, dict]:
+    """Stream records into compact per-group value arrays (8 bytes a value) and counts."""
+    values: dict[tuple[str, str, str], array] = {}
+    counts: dict[tuple[str, str], list[int]] = {}
     for rec in records:
-        key = (rec["backend"], rec["task"], str(rec["sample_id"]))
-        status.append((*key, rec.get("error") is not None))
+        group = (rec["backend"], rec["task"])
+        count = counts.setdefault(group, [0, 0])
+        count[0] += 1
+        count[1] += rec.get("error") is not None
         for metric, value in (rec.get("scores") or {}).items():
             if value is not None:
-                scores.append((*key, metric, float(value)))
-    return scores, status
+                values.setdefault((*group, metric), array("d")).append(float(value))
+    return values, counts
+
+
+def _mean_stderr(values: array) -> tuple[float, float]:
+    """Exactly rounded (``math.fsum``), hence independent of the order samples finished in."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance) / math.sqrt(n)
 
 
 def aggregate_frame(samples_path: Path) -> pd.DataFrame:
-    """One row per (backend, task, metric): mean, standard error, counts."""
-    scores, status = _score_rows(iter_records(samples_path))
-    status_df = pd.DataFrame(status, columns=["backend", "task", "sample_id", "is_error"])
-    counts = status_df.groupby(["backend", "task"], sort=True).agg(
-        n_samples=("sample_id", "size"), n_errors=("is_error", "sum")
-    )
-    df = pd.DataFrame(scores, columns=["backend", "task", "sample_id", "metric", "value"])
-    df = df.sort_values(["backend", "task", "metric", "sample_id"], kind="stable")
-    agg = df.groupby(["backend", "task", "metric"], sort=True)["value"].agg(
-        value="mean", stderr=_stderr, n="size"
-    )
-    agg = agg.reset_index().merge(counts.reset_index(), on=["backend", "task"], how="outer")
-    agg["metric"] = agg["metric"].fillna("(no scores)")
-    agg[["n", "n_errors", "n_samples"]] = agg[["n", "n_errors", "n_samples"]].fillna(0).astype(int)
-    return agg[SUMMARY_COLUMNS].sort_values(["task", "backend", "metric"], kind="stable")
+    """One row per (backend, task, metric): mean, standard error, counts.
 
-
-def _stderr(values: pd.Series) -> float:
-    n = len(values)
-    return float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    Streams ``samples.jsonl`` once; memory grows with 8 bytes per score, not per record.
+    """
+    values, counts = _collect(iter_records(samples_path))
+    rows = []
+    for (backend, task, metric), vals in values.items():
+        n_samples, n_errors = counts[(backend, task)]
+        rows.append((backend, task, metric, *_mean_stderr(vals), len(vals), n_errors, n_samples))
+    scored = {(b, t) for b, t, _ in values}
+    for (backend, task), (n_samples, n_errors) in counts.items():
+        if (backend, task) not in scored:
+            rows.append(
+                (backend, task, "(no scores)", float("nan"), float("nan"), 0, n_errors, n_samples)
+            )
+    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return frame.sort_values(["task", "backend", "metric"], kind="stable", ignore_index=True)
 
 
 def results_document(frame: pd.DataFrame, context: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +107,10 @@ def load_results(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """
     frames = []
     for run_dir in map(Path, run_dirs):
-        frame = pd.read_csv(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else (
-            aggregate_frame(run_dir / SAMPLES)
+        frame = (
+            pd.read_csv(run_dir / SUMMARY)
+            if (run_dir / SUMMARY).exists()
+            else (aggregate_frame(run_dir / SAMPLES))
         )
         frames.append(frame.assign(run=run_label(run_dir)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)

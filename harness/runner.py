@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from hashlib import sha256
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,10 @@ def check_run_dir(run_dir: Path, manifest: Manifest) -> dict[str, Any] | None:
     path = run_dir / MANIFEST
     if not path.exists():
         if (run_dir / SAMPLES).exists():
-            raise RunDirError(f"{run_dir}: has samples.jsonl but no manifest.json; "
-                              "it is not a harness run directory (choose another --out)")
+            raise RunDirError(
+                f"{run_dir}: has samples.jsonl but no manifest.json; "
+                "it is not a harness run directory (choose another --out)"
+            )
         return None
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
@@ -155,8 +157,12 @@ class Run:
                 "plugins": doc["plugins"],
                 "data": {tid: d["sha256"] for tid, d in doc["data"].items()},
             },
-            "config": {"name": m.name, "seed": m.run.seed, "limit": m.run.limit,
-                       "manifest_sha256": doc["plan_sha256"]},
+            "config": {
+                "name": m.name,
+                "seed": m.run.seed,
+                "limit": m.run.limit,
+                "manifest_sha256": doc["plan_sha256"],
+            },
         }
 
     # --- playing ----------------------------------------------------------------------------
@@ -187,14 +193,27 @@ class Run:
     def _units(self, parts: dict[str, Any]) -> list[WorkUnit]:
         m = self.manifest
         return [
-            WorkUnit(backend, task, parts["metric_entries"][task.id], str(self.base_dir),
-                     limit=_min_limit(m.run.limit, task.params.get("limit")), seed=self.seed)
+            WorkUnit(
+                backend,
+                task,
+                parts["metric_entries"][task.id],
+                str(self.base_dir),
+                limit=_min_limit(m.run.limit, task.params.get("limit")),
+                seed=self.seed,
+            )
             for backend in m.backends
             for task in m.tasks
         ]
 
-    def _run_unit(self, unit: WorkUnit, parts: dict[str, Any], done: set, writer: SampleWriter,
-                  progress: Progress, info: RunInfo) -> None:
+    def _run_unit(
+        self,
+        unit: WorkUnit,
+        parts: dict[str, Any],
+        done: set,
+        writer: SampleWriter,
+        progress: Progress,
+        info: RunInfo,
+    ) -> None:
         backend = parts["backends"][unit.backend.id]
         task = parts["tasks"][unit.task.id]
         metrics = self._metrics_for(unit.metrics)
@@ -251,4 +270,3 @@ def run_manifest(
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out")
     return Run(manifest, host, run_dir, progress).execute()
-

@@ -55,7 +55,10 @@ def composed_schema(catalog: Catalog) -> dict[str, Any]:
             key = f"{kind}.{name}"
             defs[key] = entry_schema(catalog.get(kind, name))
             branches.append(
-                {"if": {"properties": {"type": {"const": name}}}, "then": {"$ref": f"#/$defs/{key}"}}
+                {
+                    "if": {"properties": {"type": {"const": name}}},
+                    "then": {"$ref": f"#/$defs/{key}"},
+                }
             )
         defs[kind] = {
             "allOf": [{"$ref": "#/$defs/entry"}, *branches],

@@ -41,8 +41,10 @@ def _rows(schema: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
             continue
         default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
         desc = " ".join(str(prop.get("description", "")).split())
-        rows.append(f"| `{name}` | {_type_of(prop)} | {'yes' if name in required else ''} "
-                    f"| {default} | {desc} |")
+        rows.append(
+            f"| `{name}` | {_type_of(prop)} | {'yes' if name in required else ''} "
+            f"| {default} | {desc} |"
+        )
     return rows
 
 
@@ -61,3 +63,17 @@ def schema_markdown(schema: dict[str, Any]) -> str:
             lines += [f"### {kind} `{name}`", "", " ".join(entry.get("description", "").split())]
             lines += ["", *_rows(entry, skip=("type", "id")), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def builtin_reference() -> str:
+    """The reference for the built-in plugins only (what ``docs/manifest-reference.md`` holds)."""
+    from harness.plugins import PluginHost
+    from harness.schema import composed_schema
+
+    host = PluginHost()
+    host.load_entrypoints(packages={"harness"})
+    return schema_markdown(composed_schema(host.catalog))
+
+
+if __name__ == "__main__":  # python -m harness.schemadoc > docs/manifest-reference.md
+    print(builtin_reference(), end="")

@@ -36,8 +36,10 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RunDirError(f"{path}: line {number}: not valid JSON ({exc.msg}); "
-                                  "the file was edited by hand or is corrupt") from None
+                raise RunDirError(
+                    f"{path}: line {number}: not valid JSON ({exc.msg}); "
+                    "the file was edited by hand or is corrupt"
+                ) from None
 
 
 def repair_tail(path: Path) -> None:

@@ -66,8 +66,10 @@ def _describe(error: jsonschema.ValidationError, prefix: str) -> list[str]:
         return _unknown_keys(error, prefix)
     if kind == "required":
         missing = [k for k in error.validator_value if k not in inst]
-        return [f"{field_path(prefix, [*error.absolute_path, k])}: is required but missing"
-                for k in missing]
+        return [
+            f"{field_path(prefix, [*error.absolute_path, k])}: is required but missing"
+            for k in missing
+        ]
     return [f"{where}: {_message(kind, inst, schema, error)}"]
 
 

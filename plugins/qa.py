@@ -21,16 +21,31 @@ TASK_SCHEMA = {
     "description": "Short-answer questions from a JSONL file, scored by exact match.",
     "properties": {
         "path": {"type": "string", "format": "file", "description": "JSONL file of questions."},
-        "id_field": {"type": "string", "default": "id",
-                     "description": "Field holding the sample id (default: the line number)."},
-        "question_field": {"type": "string", "default": "question",
-                           "description": "Field holding the question."},
-        "answer_field": {"type": "string", "default": "answer",
-                         "description": "Field holding the answer: a string or a list of them."},
-        "system_prompt": {"type": "string", "default": "Answer with a few words only.",
-                          "description": "System message sent before each question."},
-        "limit": {"type": "integer", "minimum": 1,
-                  "description": "Play only the first N questions."},
+        "id_field": {
+            "type": "string",
+            "default": "id",
+            "description": "Field holding the sample id (default: the line number).",
+        },
+        "question_field": {
+            "type": "string",
+            "default": "question",
+            "description": "Field holding the question.",
+        },
+        "answer_field": {
+            "type": "string",
+            "default": "answer",
+            "description": "Field holding the answer: a string or a list of them.",
+        },
+        "system_prompt": {
+            "type": "string",
+            "default": "Answer with a few words only.",
+            "description": "System message sent before each question.",
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Play only the first N questions.",
+        },
     },
     "required": ["path"],
 }
@@ -39,8 +54,11 @@ METRIC_SCHEMA = {
     "description": "1 when the output equals an accepted answer after normalisation, else 0.",
     "properties": {
         "ignore_case": {"type": "boolean", "default": True, "description": "Compare lowercased."},
-        "ignore_punctuation": {"type": "boolean", "default": True,
-                               "description": "Drop ASCII punctuation before comparing."},
+        "ignore_punctuation": {
+            "type": "boolean",
+            "default": True,
+            "description": "Drop ASCII punctuation before comparing.",
+        },
     },
 }
 
@@ -76,8 +94,10 @@ class QATask(Task):
             raise InputError(f"{self.path}: line {number}: not valid JSON ({exc.msg})") from None
         for field in (self.params["question_field"], self.params["answer_field"]):
             if not isinstance(row, dict) or field not in row:
-                raise InputError(f"{self.path}: line {number}: missing field {field!r} "
-                                 "(set question_field/answer_field to the names your file uses)")
+                raise InputError(
+                    f"{self.path}: line {number}: missing field {field!r} "
+                    "(set question_field/answer_field to the names your file uses)"
+                )
         return row
 
     def data_files(self) -> list[Path]:

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
 from harness import Backend, BuildContext, ChatRequest, ChatResponse, ToolCall, hookimpl
+from harness.errors import InputError
 
 SCHEMA = {
     "description": "Replays recorded outputs from a JSONL file (one line per task and sample).",
@@ -95,8 +95,10 @@ def _line_key(line: bytes, path: Path, number: int) -> tuple[str | None, str]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict) or "sample_id" not in data:
-        raise InputError(f"{path}: line {number}: expected an object with 'sample_id' "
-                         "(and 'task', and 'output' or 'tool_calls')")
+        raise InputError(
+            f"{path}: line {number}: expected an object with 'sample_id' "
+            "(and 'task', and 'output' or 'tool_calls')"
+        )
     if "output" not in data and "tool_calls" not in data:
         raise InputError(f"{path}: line {number}: needs 'output' or 'tool_calls'")
     task = data.get("task")

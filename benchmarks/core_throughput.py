@@ -1,0 +1,92 @@
+"""Core throughput and memory with the replay backend (no model in the loop).
+
+Prints samples/second of the whole pipeline (task -> backend -> metric -> samples.jsonl) and
+the peak RSS of a run of many samples, each measured in a fresh `harness run` subprocess.
+Targets on the 2-core reference machine: >= 2,000 samples/s; < 300 MB peak for 100,000 samples.
+
+    python benchmarks/core_throughput.py [--samples 20000] [--memory-samples 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def make_inputs(folder: Path, n: int) -> Path:
+    """A QA file, a replay file answering it, and a manifest; returns the manifest."""
+    with (folder / "qa.jsonl").open("w") as qa, (folder / "replay.jsonl").open("w") as replay:
+        for i in range(n):
+            qa.write(json.dumps({"id": f"s{i}", "question": f"What is {i}?", "answer": str(i)}))
+            qa.write("\n")
+            replay.write(json.dumps({"task": "qa", "sample_id": f"s{i}", "output": str(i)}))
+            replay.write("\n")
+    manifest = folder / "bench.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "name": "bench",
+                "backends": [{"type": "replay", "path": "replay.jsonl"}],
+                "tasks": [{"type": "qa", "path": "qa.jsonl"}],
+            }
+        )
+    )
+    return manifest
+
+
+def timed_run(manifest: Path, out: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one `harness run` subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(manifest), "--out", str(out), "--no-progress"],
+        check=True,
+        capture_output=True,
+    )
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before)
+
+
+def startup_seconds(folder: Path) -> float:
+    """Time of a run with one sample: interpreter, imports, set-up and aggregation."""
+    manifest = make_inputs(folder, 1)
+    return min(timed_run(manifest, folder / f"out{i}")[0] for i in range(3))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--memory-samples", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "one").mkdir()
+        fixed = startup_seconds(root / "one")
+        (root / "speed").mkdir()
+        wall, _ = timed_run(make_inputs(root / "speed", args.samples), root / "speed" / "out")
+        (root / "mem").mkdir()
+        mem_wall, peak_kib = timed_run(
+            make_inputs(root / "mem", args.memory_samples), root / "mem" / "out"
+        )
+    per_sample = max(wall - fixed, 1e-9) / args.samples
+    print(f"fixed cost per run (1 sample):     {fixed:.2f} s")
+    print(
+        f"{args.samples} samples end to end:       {wall:.2f} s "
+        f"({args.samples / wall:,.0f} samples/s including the fixed cost)"
+    )
+    print(f"core throughput:                    {1 / per_sample:,.0f} samples/s (target >= 2,000)")
+    print(
+        f"{args.memory_samples} samples:              {mem_wall:.2f} s, peak RSS "
+        f"{peak_kib / 1024:.0f} MB (target < 300 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Shared fixtures: offline settings, a fresh plugin host, manifest writers, CLI runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from harness.plugins import PluginHost, reset_host
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_PKG = REPO / "tests" / "plugin_pkg"
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+@pytest.fixture
+def host() -> Iterator[PluginHost]:
+    """A plugin host with the installed entry points; the CLI in this process uses it too."""
+    fresh = PluginHost()
+    fresh.load_entrypoints()
+    reset_host(fresh)
+    yield fresh
+    reset_host(None)
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> Callable[..., Path]:
+    """Write a manifest (dict -> YAML, str -> verbatim) into tmp_path and return its path."""
+
+    def write(content: dict[str, Any] | str, name: str = "manifest.yaml") -> Path:
+        path = tmp_path / name
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def qa_files(folder: Path, n: int, answer_every: int = 1) -> tuple[Path, Path]:
+    """A QA file of n questions and a replay file answering every question (right or wrong)."""
+    questions = [{"id": f"s{i}", "question": f"q{i}?", "answer": str(i)} for i in range(n)]
+    outputs = [
+        {"task": "qa", "sample_id": f"s{i}", "output": str(i if i % 3 else i + 1)}
+        for i in range(n)
+        if i % answer_every == 0
+    ]
+    return write_jsonl(folder / "qa.jsonl", questions), write_jsonl(
+        folder / "replay.jsonl", outputs
+    )
+
+
+def qa_manifest(qa: Path, replay: Path, **run: Any) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "name": "t",
+        "backends": [{"type": "replay", "path": str(replay)}],
+        "tasks": [{"type": "qa", "path": str(qa)}],
+    }
+    if run:
+        manifest["run"] = run
+    return manifest
+
+
+def run_harness(*args: str, env: dict[str, str] | None = None, **kw: Any):
+    """Run the real ``harness`` CLI in a subprocess (what a user types)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*HARNESS, *args], capture_output=True, text=True, env=full_env, **kw)
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip-install the example plugin package (real entry points) into a private folder.
+
+    Returns the folder; put it on PYTHONPATH to make the plugin visible to a subprocess.
+    """
+    target = tmp_path_factory.mktemp("example-plugin")
+    build = tmp_path_factory.mktemp("example-build")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(PLUGIN_PKG),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=build,
+    )
+    return target
