@@ -84,6 +84,10 @@ class Task:
         """Files the samples come from; their hashes go into the run's provenance."""
         return []
 
+    def size(self) -> int | None:
+        """How many samples :meth:`samples` yields, if cheap to know (for progress and ETA)."""
+        return None
+
     def info(self) -> dict[str, Any]:
         """Provenance for ``manifest.json``: data version, source package, prompt version."""
         return {}

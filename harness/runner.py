@@ -170,7 +170,8 @@ class Run:
     def _play(self, info: RunInfo, parts: dict[str, Any], done: set) -> RunResult:
         self.host.run_start(info)
         units = self._units(parts)
-        progress = Progress(None, f"harness {self.manifest.name}", enabled=self.show_progress)
+        total = _expected_total(units, parts["tasks"], len(done))
+        progress = Progress(total, f"harness {self.manifest.name}", enabled=self.show_progress)
         writer = SampleWriter(self.run_dir / SAMPLES, self.manifest.run.flush_every)
         status = "failed"
         try:
@@ -229,6 +230,17 @@ class Run:
                 self.host.sample_finished(info, data)
 
         run_unit(unit, (task, backend, metrics), done, concurrency, emit)
+
+
+def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) -> int | None:
+    """Samples left to play, when every task can say its size; else None (no ETA)."""
+    total = 0
+    for unit in units:
+        size = tasks[unit.task.id].size()
+        if size is None:
+            return None
+        total += size if unit.limit is None else min(size, unit.limit)
+    return max(total - done, 0)
 
 
 def backend_concurrency(backend: Backend, requested: int | None) -> int:

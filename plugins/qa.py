@@ -103,6 +103,10 @@ class QATask(Task):
     def data_files(self) -> list[Path]:
         return [self.path]
 
+    def size(self) -> int:
+        with self.path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = str.maketrans("", "", string.punctuation)
