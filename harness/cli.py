@@ -43,6 +43,11 @@ class HarnessGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("harness: interrupted; rerun the same command to resume.", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a file or folder we cannot read or write: the user can fix it
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"harness: error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+            ctx.exit(1)
 
 
 def _print_error(exc: HarnessError) -> None:

@@ -10,7 +10,7 @@ Shapes (BFCL's own):
 * ``functions``: the entry's ``function`` list (name, description, ``parameters`` with
   ``properties`` and ``required``).
 * ``calls``: the decoded model output, ``[{"func_name": {"arg": value}}, ...]``.
-* ``ground_truth``: the entry's ``ground_truth`` list, ``[{"func_name": {"arg": [accepted, ...]}}]``.
+* ``ground_truth``: the entry's ``ground_truth``, ``[{"func_name": {"arg": [accepted, ...]}}]``.
   An accepted value ``""`` means "may be omitted".
 
 BFCL's rules, kept as they are:
@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
-from .typeconv import JAVA_TYPES, JS_TYPES, NESTED_CONVERSION_TYPES, js_convert, java_convert
+from .typeconv import JAVA_TYPES, JS_TYPES, NESTED_CONVERSION_TYPES, java_convert, js_convert
 
 Language = Literal["python", "java", "javascript"]
 Matching = Literal["greedy", "optimal"]
@@ -81,15 +81,15 @@ ERROR_TYPES: frozenset[str] = frozenset(
         "value_error:dict_value",
         "value_error:list_dict_count",
         "value_error:others",
-        "dict_checker:unclear",
-        "list_dict_checker:unclear",
+        "dict_checker:unclear",  # a dict given where only "" (omit) is accepted
+        "list_dict_checker:unclear",  # unreachable: the item type check fails first
         "irrelevance_error:decoder_success",
         "relevance_error:decoder_failed",
     }
 )
 
 # Characters BFCL drops before comparing strings.
-_STRING_NOISE = str.maketrans("", "", " ,./-_*^")
+_STRING_NOISE = " ,./-_*^"
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,14 @@ class _Options:
 
     language: Language
     underscore_to_dot: bool
+
+
+# One immutable settings object per combination, so no object is built per check.
+_OPTIONS: dict[tuple[str, bool], _Options] = {
+    (language, flag): _Options(cast(Language, language), flag)
+    for language in ("python", "java", "javascript")
+    for flag in (False, True)
+}
 
 
 class _TypeVerdict(NamedTuple):
@@ -151,7 +159,7 @@ def check_ast(
             "ast_decoder:decoder_wrong_output_format",
             "Did not output in the specified format.",
         )
-    options = _Options(language, underscore_to_dot)  # type: ignore[arg-type]
+    options = _OPTIONS[language, bool(underscore_to_dot)]
     if "parallel" in category:
         return _check_parallel(functions, calls, ground_truth, options, matching)
     if "multiple" in category:
@@ -169,7 +177,7 @@ def decoder_failed(message: str = "") -> CheckResult:
 
 
 def is_function_call_list(calls: object) -> bool:
-    """BFCL's format check: a list (possibly empty) of ``{name: {args}}`` dicts with one key each."""
+    """BFCL's format check: a (possibly empty) list of one-key ``{name: {args}}`` dicts."""
     if type(calls) is not list:
         return False
     for item in calls:
@@ -188,7 +196,7 @@ def contains_function_call(decoded_ok: bool, calls: object) -> bool:
     Any well-formed call counts, whatever its name or arguments: nothing is checked against the
     functions.
     """
-    return decoded_ok and is_function_call_list(calls) and len(calls) > 0  # type: ignore[arg-type]
+    return decoded_ok and is_function_call_list(calls) and len(cast(list[Any], calls)) > 0
 
 
 def check_irrelevance(decoded_ok: bool, calls: object = None) -> CheckResult:
@@ -256,14 +264,13 @@ def _check_parallel(
     """Same number of calls as the ground truth, matched regardless of order."""
     if len(calls) != len(ground_truth):
         return _fail("parallel_function_checker_no_order:wrong_count", "Wrong number of functions.")
-    targets = [_find_function(functions, _answer_name(answer)) for answer in ground_truth]
     if matching == "optimal":
-        return _match_optimal(targets, calls, ground_truth, options)
-    return _match_greedy(targets, calls, ground_truth, options)
+        return _match_optimal(functions, calls, ground_truth, options)
+    return _match_greedy(functions, calls, ground_truth, options)
 
 
 def _match_greedy(
-    targets: list[dict[str, Any]],
+    functions: list[dict[str, Any]],
     calls: list[dict[str, dict[str, Any]]],
     ground_truth: list[dict[str, Any]],
     options: _Options,
@@ -274,7 +281,8 @@ def _match_greedy(
     a later ground-truth call can fail although a perfect assignment exists.
     """
     matched: set[int] = set()
-    for index, (function, answer) in enumerate(zip(targets, ground_truth, strict=True)):
+    for index, answer in enumerate(ground_truth):
+        function = _find_function(functions, _answer_name(answer))
         errors: list[str] = []
         for position, call in enumerate(calls):
             if position in matched:
@@ -290,16 +298,16 @@ def _match_greedy(
 
 
 def _match_optimal(
-    targets: list[dict[str, Any]],
+    functions: list[dict[str, Any]],
     calls: list[dict[str, dict[str, Any]]],
     ground_truth: list[dict[str, Any]],
     options: _Options,
 ) -> CheckResult:
     """Not BFCL: valid when some one-to-one assignment satisfies every ground-truth call."""
-    passes = [
-        [_check_call(function, call, answer, options).valid for call in calls]
-        for function, answer in zip(targets, ground_truth, strict=True)
-    ]
+    passes = []
+    for answer in ground_truth:
+        function = _find_function(functions, _answer_name(answer))
+        passes.append([_check_call(function, call, answer, options).valid for call in calls])
     owner: list[int | None] = [None] * len(calls)
     for index in range(len(ground_truth)):
         if not _augment(index, passes, owner, set()):
@@ -437,7 +445,8 @@ def _prepare_foreign(
     if declared not in NESTED_CONVERSION_TYPES:
         return convert(value, declared), expected, None
     item_type = schema["items"]["type"]
-    return convert(value, declared, item_type), expected, types[item_type]
+    nested = types[item_type]
+    return convert(value, declared, item_type), expected, nested
 
 
 # ====================================================================== type rules
@@ -463,7 +472,7 @@ def _check_type(
     errors: list[str] = []
     error_type = "type_error:simple"
     if type(value) is expected:
-        if nested is None or _items_match(param, value, accepted, nested):
+        if nested is None or _items_match(value, accepted, nested):
             return _TypeVerdict(None, is_variable)
         errors.append(
             f"Nested type checking failed for parameter {param!r}. Expected outer type "
@@ -481,18 +490,18 @@ def _check_type(
     return _TypeVerdict(CheckResult(False, "type_error:simple", errors), is_variable)
 
 
-def _items_match(param: str, value: list[Any], accepted: Sequence[Any], nested: type) -> bool:
+def _items_match(value: list[Any], accepted: Sequence[Any], nested: type) -> bool:
     """One level of item checking: some accepted entry must type-accept every item.
 
-    An accepted entry that is not a list (``""`` or a variable name) accepts any items.
+    An item passes with the declared item type or with the type of the entry's first
+    non-optional item (a variable). An accepted entry that is not a list (``""`` or a variable
+    name) accepts any items. Note: no int -> float allowance for items.
     """
     for candidate in accepted:
         if type(candidate) is not list:
             return True
-        if all(
-            _check_type(param, item, candidate, str(nested), nested, None).failure is None
-            for item in value
-        ):
+        answer_type = _first_answer_type(candidate)
+        if all(type(item) is nested or type(item) is answer_type for item in value):
             return True
     return False
 
@@ -516,8 +525,11 @@ def standardize_string(text: str) -> str:
     """BFCL's normalisation: drop `` ,./-_*^``, lower-case, ``'`` -> ``"``.
 
     It spares models for "April 1, 2024" vs "april 1 2024"; other punctuation still counts.
+    (Repeated ``str.replace`` is about twice as fast as a regex or ``str.translate`` here.)
     """
-    return text.translate(_STRING_NOISE).lower().replace("'", '"')
+    for noise in _STRING_NOISE:
+        text = text.replace(noise, "")
+    return text.lower().replace("'", '"')
 
 
 def _standardize_items(values: Any) -> list[Any]:
@@ -595,9 +607,7 @@ def _check_dict_candidate(value: Mapping[str, Any], candidate: Mapping[str, Any]
     return _ok()
 
 
-def _check_list_of_dicts(
-    param: str, value: list[Any], accepted: list[Any]
-) -> CheckResult | None:
+def _check_list_of_dicts(param: str, value: list[Any], accepted: list[Any]) -> CheckResult | None:
     """Ordered list of dicts; each candidate must have as many dicts (``""`` has zero)."""
     result = _fail("list_dict_checker:unclear")
     for candidate in accepted:

@@ -232,7 +232,7 @@ def _js_literal(text: str) -> Any:
 
 
 def _js_array(code: str, nested_type: str | None) -> Any:
-    """Arrays and 2-D arrays; any exception while converting leaves the text (BFCL's bare except)."""
+    """Arrays and 2-D arrays; any exception while converting keeps the text (BFCL's bare except)."""
     try:
         match = _JS_ARRAY_2D.match(code)
         if match:
