@@ -9,7 +9,7 @@ base classes give sensible defaults.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +99,7 @@ class Task:
         return Outcome(output=response.text, calls=response.tool_calls, responses=(response,))
 
     def play(self, sample: Sample, backend: Backend) -> Outcome:
-        request = self.request(sample)
-        request = ChatRequest(
-            messages=request.messages,
-            tools=request.tools,
-            tool_choice=request.tool_choice,
-            params=request.params,
-            task=self.context.id,
-            sample_id=sample.id,
-        )
+        request = replace(self.request(sample), task=self.context.id, sample_id=sample.id)
         return self.decode(sample, backend.chat(request))
 
 

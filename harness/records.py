@@ -79,6 +79,12 @@ class ChatRequest:
     description, parameters}}``) whose ``parameters`` are JSON Schema. ``tool_choice`` follows
     OpenAI (``"auto"``, ``"none"``, ``"required"`` or a named function). ``sample_id`` and
     ``task`` identify the sample for backends that look answers up (replay, caches).
+
+    ``mode`` says how tool calls are asked for: ``"prompt"`` (the functions are described in
+    the messages and the answer is text; ``tools`` is None), ``"native"`` (``tools`` go to the
+    model's own tool-calling interface) or ``"constrained"`` (as native, and the backend must
+    force a well-formed call list over ``tools``, or no call, e.g. with a grammar). ``None``:
+    no tools involved.
     """
 
     messages: tuple[Message, ...]
@@ -87,6 +93,7 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     task: str | None = None
     sample_id: str | None = None
+    mode: str | None = None
 
     def to_dict(self) -> JSON:
         return {
@@ -96,6 +103,7 @@ class ChatRequest:
             "params": self.params.to_dict(),
             "task": self.task,
             "sample_id": self.sample_id,
+            "mode": self.mode,
         }
 
 
