@@ -5,6 +5,7 @@ boundaries, the base classes of the three kinds of part, and the functions that 
 manifests, run them and read results back.
 """
 
+from harness.decoding import DecodeError, Decoder
 from harness.errors import HarnessError, InputError, ManifestError, PluginError
 from harness.hookspecs import hookimpl
 from harness.interfaces import Backend, BuildContext, Metric, Task
@@ -26,6 +27,8 @@ __all__ = [
     "BuildContext",
     "ChatRequest",
     "ChatResponse",
+    "DecodeError",
+    "Decoder",
     "GenerationParams",
     "HarnessError",
     "InputError",

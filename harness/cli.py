@@ -115,9 +115,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def _print_scores(run_dir: Path) -> None:
     from harness.report import score_table
-    from harness.results import aggregate_frame
+    from harness.results import aggregate_run
 
-    frame = aggregate_frame(run_dir / "samples.jsonl")
+    frame = aggregate_run(run_dir)
     table = score_table(frame)
     click.echo(
         table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty else "no scores"

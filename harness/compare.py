@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.results import load_results
+from harness.report import _part
+from harness.results import NO_SCORES, load_results
 
 
 def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
@@ -21,12 +22,18 @@ def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
         frame = load_results([path])
         frames.append(frame.assign(column=label + "/" + frame["backend"].astype(str)))
     frame = pd.concat(frames, ignore_index=True)
-    frame = frame[frame["metric"] != "(no scores)"]
+    frame = frame[frame["metric"] != NO_SCORES]
     if frame.empty:
         return pd.DataFrame()
+    parts = [_part(r.level, r.subtask) for r in frame.itertuples()]
+    frame = frame.assign(part=parts)
     order = list(dict.fromkeys(frame["column"]))
-    table = frame.pivot_table(index=["task", "metric"], columns="column", values="value")
-    return table[order]
+    rows = list(dict.fromkeys(zip(frame["task"], frame["part"], frame["metric"], strict=True)))
+    table = frame.pivot_table(
+        index=["task", "part", "metric"], columns="column", values="value", sort=False
+    )
+    table.columns.name = None
+    return table.reindex(rows)[order]
 
 
 def _unique_labels(paths: list[Path]) -> list[str]:

@@ -64,6 +64,15 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_decoders(register: Register) -> None:
+    """Register output decoders: raw model text or native tool calls to a list of calls.
+
+    ``factory`` builds a :class:`~harness.interfaces.Decoder`; tasks pick one by name (a
+    task parameter such as ``decoder: python_calls``). Decoders parse, never evaluate.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``harness`` command line (``cli.command()``, ``cli.add_command``)."""
 

@@ -21,7 +21,7 @@ import yaml
 
 from harness.errors import ManifestError
 from harness.plugins import PluginHost
-from harness.registry import KINDS, UnknownPlugin
+from harness.registry import MANIFEST_KINDS, UnknownPlugin
 from harness.schema import (
     SECTIONS,
     core_schema,
@@ -243,7 +243,7 @@ def load_manifest(
     problems += schema_problems(expanded, core_schema(), "")
     base_dir = path.resolve().parent
     entries = {}
-    for kind in KINDS:
+    for kind in MANIFEST_KINDS:
         found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
         entries[kind] = found
         problems += entry_problems

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 GROUP = "harness"
 REGISTRATION_HOOKS = {"backend": "register_backends", "task": "register_tasks"}
 REGISTRATION_HOOKS["metric"] = "register_metrics"
+REGISTRATION_HOOKS["decoder"] = "register_decoders"
 
 
 @dataclass

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from harness.errors import HarnessError, PluginError
 
-KINDS = ("backend", "task", "metric")
+KINDS = ("backend", "task", "metric", "decoder")
+MANIFEST_KINDS = ("backend", "task", "metric")  # the kinds a manifest lists as entries
 
 Factory = Callable[..., Any] | str
 

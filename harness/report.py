@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import MANIFEST, RESULTS, SUMMARY, aggregate_frame
+from harness.results import MANIFEST, NO_SCORES, RESULTS, SUMMARY, aggregate_run
 from harness.store import SAMPLES, iter_records
 
 REPORT = "report.html"
@@ -22,11 +22,24 @@ th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}code{background:#f6f6
 
 
 def score_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows (task, metric), one column per backend: the table users read first."""
-    scored = frame[frame["metric"] != "(no scores)"]
+    """Rows (task, part, metric), one column per backend: the table users read first.
+
+    ``part`` is ``(all)`` for the whole task, a subtask's name, or ``[name]`` for a group.
+    """
+    scored = frame[frame["metric"] != NO_SCORES]
     if scored.empty:
         return pd.DataFrame()
-    return scored.pivot_table(index=["task", "metric"], columns="backend", values="value")
+    scored = scored.assign(part=[_part(r.level, r.subtask) for r in scored.itertuples()])
+    order = list(dict.fromkeys(zip(scored["task"], scored["part"], scored["metric"], strict=True)))
+    table = scored.pivot_table(
+        index=["task", "part", "metric"], columns="backend", values="value", sort=False
+    )
+    table.columns.name = None
+    return table.reindex(order)
+
+
+def _part(level: str, subtask: str) -> str:
+    return {"task": "(all)", "group": f"[{subtask}]"}.get(level, subtask)
 
 
 def _section(title: str, body: str) -> str:
@@ -44,7 +57,7 @@ def _failed_samples(run_dir: Path, limit: int = 50) -> pd.DataFrame:
 
 
 def render_report(run_dir: Path) -> str:
-    frame = aggregate_frame(run_dir / SAMPLES)
+    frame = aggregate_run(run_dir)
     manifest: dict[str, Any] = {}
     if (run_dir / MANIFEST).exists():
         manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))

@@ -3,6 +3,10 @@ that loads run directories into pandas DataFrames.
 
 Aggregation streams the sample store back (it never holds the run in memory) and sums with
 ``math.fsum``, so the numbers are identical whether or not the run was interrupted.
+
+Three levels of rows: the whole task (``level == "task"``), each subtask (a sample's
+``subtask`` field, e.g. a BFCL category) and groups of subtasks that a task declares in its
+provenance (``groups``: unweighted or count-weighted means of members, e.g. BFCL's "live").
 """
 
 from __future__ import annotations
@@ -21,21 +25,38 @@ from harness.store import SAMPLES, iter_records
 RESULTS = "results.json"
 SUMMARY = "summary.csv"
 MANIFEST = "manifest.json"
-SUMMARY_COLUMNS = ["backend", "task", "metric", "value", "stderr", "n", "n_errors", "n_samples"]
+SUMMARY_COLUMNS = [
+    "backend",
+    "task",
+    "level",
+    "subtask",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+    "n_errors",
+    "n_samples",
+]
+NO_SCORES = "(no scores)"
+
+Key = tuple[str, str, str]  # backend, task, subtask ("" for the whole task)
 
 
 def _collect(records: Iterable[dict[str, Any]]) -> tuple[dict, dict]:
-    """Stream records into compact per-group value arrays (8 bytes a value) and counts."""
-    values: dict[tuple[str, str, str], array] = {}
-    counts: dict[tuple[str, str], list[int]] = {}
+    """Stream records into compact per-key value arrays (8 bytes a value) and counts."""
+    values: dict[tuple[str, str, str, str], array] = {}
+    counts: dict[Key, list[int]] = {}
     for rec in records:
-        group = (rec["backend"], rec["task"])
-        count = counts.setdefault(group, [0, 0])
-        count[0] += 1
-        count[1] += rec.get("error") is not None
-        for metric, value in (rec.get("scores") or {}).items():
-            if value is not None:
-                values.setdefault((*group, metric), array("d")).append(float(value))
+        keys = [(rec["backend"], rec["task"], "")]
+        if rec.get("subtask"):
+            keys.append((rec["backend"], rec["task"], str(rec["subtask"])))
+        for key in keys:
+            count = counts.setdefault(key, [0, 0])
+            count[0] += 1
+            count[1] += rec.get("error") is not None
+            for metric, value in (rec.get("scores") or {}).items():
+                if value is not None:
+                    values.setdefault((*key, metric), array("d")).append(float(value))
     return values, counts
 
 
@@ -49,37 +70,116 @@ def _mean_stderr(values: array) -> tuple[float, float]:
     return mean, math.sqrt(variance) / math.sqrt(n)
 
 
-def aggregate_frame(samples_path: Path) -> pd.DataFrame:
-    """One row per (backend, task, metric): mean, standard error, counts.
+def _base_rows(values: dict, counts: dict) -> list[tuple]:
+    rows = []
+    for (backend, task, subtask, metric), vals in values.items():
+        n_samples, n_errors = counts[(backend, task, subtask)]
+        level = "subtask" if subtask else "task"
+        mean, stderr = _mean_stderr(vals)
+        rows.append(
+            (backend, task, level, subtask, metric, mean, stderr, len(vals), n_errors, n_samples)
+        )
+    scored = {(b, t, s) for b, t, s, _ in values}
+    for (backend, task, subtask), (n_samples, n_errors) in counts.items():
+        if (backend, task, subtask) not in scored:
+            level = "subtask" if subtask else "task"
+            nan = float("nan")
+            rows.append(
+                (backend, task, level, subtask, NO_SCORES, nan, nan, 0, n_errors, n_samples)
+            )
+    return rows
+
+
+def _group_rows(rows: list[tuple], groups: dict[str, list[dict[str, Any]]]) -> list[tuple]:
+    """Rows for declared groups: means over member subtasks (or earlier groups) that ran."""
+    known = {(r[0], r[1], r[3], r[4]): r for r in rows if r[2] == "subtask"}
+    out = []
+    for task, specs in groups.items():
+        for spec in specs:
+            for backend, metric in sorted({(k[0], k[3]) for k in known if k[1] == task}):
+                row = _group_row(backend, task, metric, spec, known)
+                if row is not None:
+                    known[(backend, task, spec["name"], metric)] = row
+                    out.append(row)
+    return out
+
+
+def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) -> tuple | None:
+    members = [known.get((backend, task, m, metric)) for m in spec["members"]]
+    present = [m for m in members if m is not None and not math.isnan(m[5])]
+    if not present or (spec.get("require_all") and len(present) < len(members)):
+        return None
+    if spec.get("weighting") == "count":
+        n = sum(m[7] for m in present)
+        value = math.fsum(m[5] * m[7] for m in present) / n
+    else:
+        value = math.fsum(m[5] for m in present) / len(present)
+    n_total = sum(m[7] for m in present)
+    n_errors = sum(m[8] for m in present)
+    n_samples = sum(m[9] for m in present)
+    return (
+        backend,
+        task,
+        "group",
+        spec["name"],
+        metric,
+        value,
+        float("nan"),
+        n_total,
+        n_errors,
+        n_samples,
+    )
+
+
+def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The groups each task declared (kept in ``manifest.json`` under ``data[task].groups``)."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8")).get("data", {})
+    return {task: info["groups"] for task, info in data.items() if info.get("groups")}
+
+
+def aggregate_frame(samples_path: Path, groups: dict | None = None) -> pd.DataFrame:
+    """One row per (backend, task, level, subtask, metric): mean, standard error, counts.
 
     Streams ``samples.jsonl`` once; memory grows with 8 bytes per score, not per record.
     """
     values, counts = _collect(iter_records(samples_path))
-    rows = []
-    for (backend, task, metric), vals in values.items():
-        n_samples, n_errors = counts[(backend, task)]
-        rows.append((backend, task, metric, *_mean_stderr(vals), len(vals), n_errors, n_samples))
-    scored = {(b, t) for b, t, _ in values}
-    for (backend, task), (n_samples, n_errors) in counts.items():
-        if (backend, task) not in scored:
-            rows.append(
-                (backend, task, "(no scores)", float("nan"), float("nan"), 0, n_errors, n_samples)
-            )
+    rows = _base_rows(values, counts)
+    rows += _group_rows(rows, groups or {})
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return frame.sort_values(["task", "backend", "metric"], kind="stable", ignore_index=True)
+    order = {"task": 0, "subtask": 1, "group": 2}
+    frame["_order"] = frame["level"].map(order)
+    frame = frame.sort_values(["task", "backend", "_order", "subtask", "metric"], kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def aggregate_run(run_dir: Path) -> pd.DataFrame:
+    """The aggregates of a run directory, with the groups its tasks declared."""
+    return aggregate_frame(Path(run_dir) / SAMPLES, read_groups(run_dir))
 
 
 def results_document(frame: pd.DataFrame, context: dict[str, Any]) -> dict[str, Any]:
-    """lm-eval-shaped: ``results[task][backend][metric]`` plus configs, versions and config."""
-    results: dict[str, Any] = {}
+    """lm-eval-shaped: ``results[task][backend][metric]``, ``subtasks`` and ``groups`` alike,
+    plus configs, versions and config."""
+    sections: dict[str, dict[str, Any]] = {"task": {}, "subtask": {}, "group": {}}
     for row in frame.itertuples(index=False):
-        cell = results.setdefault(row.task, {}).setdefault(row.backend, {})
+        table = sections[row.level].setdefault(row.task, {})
+        if row.level != "task":
+            table = table.setdefault(row.subtask, {})
+        cell = table.setdefault(row.backend, {})
         cell.update(n_samples=int(row.n_samples), n_errors=int(row.n_errors))
-        if row.metric != "(no scores)":
+        if row.metric != NO_SCORES:
             cell[row.metric] = _num(row.value)
             cell[f"{row.metric}_stderr"] = _num(row.stderr)
             cell[f"{row.metric}_n"] = int(row.n)
-    return {"results": results, **context}
+    return {
+        "results": sections["task"],
+        "subtasks": sections["subtask"],
+        "groups": sections["group"],
+        **context,
+    }
 
 
 def _num(value: float) -> float | None:
@@ -88,7 +188,7 @@ def _num(value: float) -> float | None:
 
 def write_results(run_dir: Path, context: dict[str, Any]) -> dict[str, Any]:
     """Write ``results.json`` and ``summary.csv`` for a run directory; return the document."""
-    frame = aggregate_frame(run_dir / SAMPLES)
+    frame = aggregate_run(run_dir)
     document = results_document(frame, context)
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
     (run_dir / RESULTS).write_text(text + "\n", encoding="utf-8")
@@ -107,11 +207,11 @@ def load_results(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """
     frames = []
     for run_dir in map(Path, run_dirs):
-        frame = (
-            pd.read_csv(run_dir / SUMMARY)
-            if (run_dir / SUMMARY).exists()
-            else (aggregate_frame(run_dir / SAMPLES))
-        )
+        if (run_dir / SUMMARY).exists():
+            frame = pd.read_csv(run_dir / SUMMARY, dtype={"subtask": str})
+            frame["subtask"] = frame["subtask"].fillna("")
+        else:
+            frame = aggregate_run(run_dir)
         frames.append(frame.assign(run=run_label(run_dir)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)
 

@@ -199,7 +199,7 @@ class Run:
                 task,
                 parts["metric_entries"][task.id],
                 str(self.base_dir),
-                limit=_min_limit(m.run.limit, task.params.get("limit")),
+                limit=m.run.limit,  # per task; a task's own ``limit`` parameter is its own
                 seed=self.seed,
             )
             for backend in m.backends
@@ -246,11 +246,6 @@ def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) ->
 def backend_concurrency(backend: Backend, requested: int | None) -> int:
     own = int(getattr(backend, "max_concurrency", 1) or 1)
     return own if requested is None else min(own, requested)
-
-
-def _min_limit(*limits: Any) -> int | None:
-    given = [int(x) for x in limits if x is not None]
-    return min(given) if given else None
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.registry import KINDS, Catalog, Component
+from harness.registry import MANIFEST_KINDS, Catalog, Component
 
 SECTIONS = {"backend": "backends", "task": "tasks", "metric": "metrics"}
 FILE_FORMATS = ("file", "path")
@@ -48,7 +48,7 @@ def composed_schema(catalog: Catalog) -> dict[str, Any]:
     """
     schema = copy.deepcopy(core_schema())
     defs = schema["$defs"]
-    for kind in KINDS:
+    for kind in MANIFEST_KINDS:
         names = catalog.names(kind)
         branches = []
         for name in names:

@@ -75,10 +75,15 @@ class QATask(Task):
     def samples(self) -> Iterator[Sample]:
         p = self.params
         system = Message(role="system", content=p["system_prompt"])
+        limit = p.get("limit")
+        yielded = 0
         with self.path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                if limit is not None and yielded >= limit:
+                    return
+                yielded += 1
                 row = self._row(line, number)
                 answers = row[p["answer_field"]]
                 yield Sample(
@@ -105,7 +110,9 @@ class QATask(Task):
 
     def size(self) -> int:
         with self.path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+            size = sum(1 for line in handle if line.strip())
+        limit = self.params.get("limit")
+        return size if limit is None else min(size, limit)
 
 
 _SPACES = re.compile(r"\s+")

@@ -1,0 +1,89 @@
+"""BFCL's data, read from the files inside the ``bfcl-eval`` wheel (never imported).
+
+``bfcl-eval`` is installed with ``--no-deps``: its declared dependencies pin numpy 1.26 and pull
+a dozen provider SDKs. We only read its data folder, located with ``importlib.util.find_spec``.
+Question and answer files are JSON Lines; answers line up with questions by position, as in
+BFCL's own evaluator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+
+PACKAGE = "bfcl-eval"
+INSTALL_HINT = "install BFCL's data with: pip install --no-deps bfcl-eval==2026.3.23"
+#: Categories whose answers are checked against ground truth (python AST categories).
+AST_CATEGORIES = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
+#: Categories with no ground truth: the answer is right when there is (no) call.
+RELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
+CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES
+
+
+def data_dir() -> Path:
+    spec = importlib.util.find_spec("bfcl_eval")
+    if spec is None or spec.origin is None:
+        raise InputError(
+            f"BFCL data not found: the {PACKAGE} package is not installed; {INSTALL_HINT}"
+        )
+    return Path(spec.origin).parent / "data"
+
+
+def bfcl_version() -> str:
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def question_file(category: str) -> Path:
+    return data_dir() / f"BFCL_v4_{category}.json"
+
+
+def answer_file(category: str) -> Path | None:
+    if category in RELEVANCE_CATEGORIES:
+        return None
+    return data_dir() / "possible_answer" / f"BFCL_v4_{category}.json"
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        raise InputError(f"{path}: BFCL data file missing; {INSTALL_HINT}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+
+
+def entries(category: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+    """(question entry, ground truth or None) for every item of a category, in file order."""
+    answers_path = answer_file(category)
+    answers = _lines(answers_path) if answers_path else None
+    for entry in _lines(question_file(category)):
+        truth = next(answers, None) if answers is not None else None
+        if answers is not None and truth is None:
+            raise InputError(f"{answers_path}: fewer answers than questions in {category}")
+        yield entry, (truth["ground_truth"] if truth is not None else None)
+
+
+def count(category: str) -> int:
+    with question_file(category).open("rb") as handle:
+        return sum(1 for line in handle if line.strip())

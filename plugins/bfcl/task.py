@@ -1,0 +1,235 @@
+"""Task ``bfcl`` and metric ``bfcl_ast``: BFCL's single-turn categories on BFCL's own data.
+
+Each sample is one BFCL entry (``sample_id`` is BFCL's id, ``subtask`` its category). The model
+is asked in one of three modes, recorded with every result:
+
+- ``prompt``: BFCL's default system prompt lists the functions; the answer is text, decoded by
+  the ``python_calls`` decoder (BFCL's Python call-list format) unless another is named;
+- ``native``: the functions go to the backend as OpenAI tools (dots in names become
+  underscores, as BFCL does for function-calling models); native tool calls are read back;
+- ``constrained``: as native, and the backend forces a well-formed call list (or no call).
+
+The metric scores with our re-implementation of BFCL's AST checker (``checker.py``), which a
+parity test holds to BFCL's own verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    BuildContext,
+    ChatRequest,
+    ChatResponse,
+    DecodeError,
+    GenerationParams,
+    Message,
+    Metric,
+    Outcome,
+    Sample,
+    Score,
+    Task,
+)
+from harness.decoding import load_decoder
+
+from . import data
+from .checker import CheckResult, check_ast, check_irrelevance, check_relevance, decoder_failed
+from .prompt import openai_tool, prompt_messages
+
+MODES = ("prompt", "native", "constrained")
+DEFAULT_DECODER = {"prompt": "python_calls", "native": "openai_tool_calls"}
+DEFAULT_DECODER["constrained"] = "openai_tool_calls"
+GROUPS = {
+    "non_live": (["simple_python", "multiple", "parallel", "parallel_multiple"], "unweighted"),
+    "live": (["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"], "count"),
+    "irrelevance": (["irrelevance", "live_irrelevance"], "unweighted"),
+}
+
+TASK_SCHEMA = {
+    "description": "BFCL single-turn function calling on BFCL's own data (bfcl-eval wheel).",
+    "properties": {
+        "categories": {
+            "type": "array",
+            "items": {"enum": list(data.CATEGORIES)},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": ["simple_python"],
+            "description": "BFCL category names to run, in this order.",
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Play only the first N entries of each category.",
+        },
+        "mode": {
+            "enum": list(MODES),
+            "default": "prompt",
+            "description": "How calls are asked for: prompt, native or constrained.",
+        },
+        "decoder": {
+            "type": "string",
+            "description": "Decoder name (default: python_calls for prompt mode, "
+            "openai_tool_calls otherwise); see `harness plugins --kind decoder`.",
+        },
+        "max_tokens": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 512,
+            "description": "Generation budget per answer.",
+        },
+        "temperature": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.001,
+            "description": "BFCL's own default is 0.001.",
+        },
+    },
+}
+
+METRIC_SCHEMA = {
+    "description": "BFCL's AST verdict per sample: accuracy 1 or 0, with BFCL's error_type.",
+    "properties": {
+        "matching": {
+            "enum": ["greedy", "optimal"],
+            "default": "greedy",
+            "description": "Parallel-call matching. 'optimal' is not BFCL's rule and is "
+            "reported as accuracy_optimal, never as accuracy.",
+        },
+    },
+}
+
+
+class BFCLTask(Task):
+    """BFCL categories as one task; each category is a subtask with BFCL's groups on top."""
+
+    default_metrics = ("bfcl_ast",)
+
+    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+        super().__init__(params, context)
+        self.categories: list[str] = list(params["categories"])
+        self.mode: str = params["mode"]
+        self.decoder = load_decoder(params.get("decoder") or DEFAULT_DECODER[self.mode])
+        data.data_dir()  # fail early, with the install hint, when the wheel is missing
+
+    def samples(self) -> Iterator[Sample]:
+        for category in self.categories:
+            for index, (entry, truth) in enumerate(data.entries(category)):
+                if self.params.get("limit") is not None and index >= self.params["limit"]:
+                    break
+                yield self._sample(category, entry, truth)
+
+    def _sample(self, category: str, entry: dict, truth: list | None) -> Sample:
+        question = entry["question"][0]
+        functions = entry.get("function", [])
+        if self.mode == "prompt":
+            messages = prompt_messages(question, functions)
+            tools = None
+        else:
+            messages = question
+            tools = tuple(openai_tool(f, sanitize_names=True) for f in functions)
+        return Sample(
+            id=entry["id"],
+            messages=tuple(Message(role=m["role"], content=m["content"]) for m in messages),
+            tools=tools or None,
+            target=truth,
+            metadata={"category": category, "functions": functions},
+        )
+
+    def request(self, sample: Sample) -> ChatRequest:
+        params = self.params
+        return ChatRequest(
+            messages=sample.messages,
+            tools=sample.tools,
+            tool_choice="auto" if sample.tools else None,
+            params=_generation(params["max_tokens"], params["temperature"], self.context.seed),
+            mode=self.mode,
+        )
+
+    def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
+        fields: dict[str, Any] = {"mode": self.mode, "subtask": sample.metadata["category"]}
+        try:
+            calls = tuple(self.decoder.decode(response.text, response.tool_calls))
+        except DecodeError as exc:
+            calls = None
+            fields["decode_error"] = str(exc)
+        output = response.text if self.mode == "prompt" or response.text else None
+        return Outcome(output=output, calls=calls, responses=(response,), fields=fields)
+
+    def data_files(self) -> list[Path]:
+        files = [data.question_file(c) for c in self.categories]
+        return files + [p for c in self.categories if (p := data.answer_file(c))]
+
+    def size(self) -> int:
+        limit = self.params.get("limit")
+        sizes = [data.count(c) for c in self.categories]
+        return sum(s if limit is None else min(s, limit) for s in sizes)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "source": f"bfcl-eval {data.bfcl_version()} (BFCL v4 data files)",
+            "bfcl_version": data.bfcl_version(),
+            "categories": self.categories,
+            "mode": self.mode,
+            "decoder": type(self.decoder).__name__,
+            "groups": self.groups(),
+        }
+
+    def groups(self) -> list[dict[str, Any]]:
+        """BFCL's aggregation groups over the categories run, and an overall labelled by them."""
+        specs = []
+        for name, (members, weighting) in GROUPS.items():
+            ran = [m for m in members if m in self.categories]
+            if ran:
+                specs.append({"name": name, "members": ran, "weighting": weighting})
+        if len(specs) > 1:
+            names = [s["name"] for s in specs]
+            specs.append(
+                {
+                    "name": "overall:" + "+".join(names),
+                    "members": names,
+                    "weighting": "unweighted",
+                    "require_all": True,
+                }
+            )
+        return specs
+
+
+def _generation(max_tokens: int, temperature: float, seed: int | None) -> GenerationParams:
+    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+
+
+class BFCLAst(Metric):
+    """Scores a decoded answer as BFCL's evaluator would: 1 or 0, and BFCL's error_type."""
+
+    def score(self, sample: Sample, outcome: Outcome) -> Score:
+        result = self.verdict(sample, outcome, self.params.get("matching", "greedy"))
+        key = (
+            "accuracy" if self.params.get("matching", "greedy") == "greedy" else "accuracy_optimal"
+        )
+        labels = {"error_type": result.error_type}
+        if not result.valid:
+            labels["check_errors"] = [str(e) for e in result.errors][:5]
+        return Score(values={key: 1.0 if result.valid else 0.0}, labels=labels)
+
+    @staticmethod
+    def verdict(sample: Sample, outcome: Outcome, matching: str = "greedy") -> CheckResult:
+        category = sample.metadata["category"]
+        decoded_ok = outcome.calls is not None
+        calls = [{c.name: dict(c.arguments)} for c in outcome.calls or ()]
+        if category in ("irrelevance", "live_irrelevance"):
+            return check_irrelevance(decoded_ok, calls)
+        if category == "live_relevance":
+            return check_relevance(decoded_ok, calls, outcome.fields.get("decode_error", ""))
+        if not decoded_ok:
+            return decoder_failed(outcome.fields.get("decode_error", ""))
+        native = outcome.fields.get("mode") in ("native", "constrained")
+        return check_ast(
+            sample.metadata["functions"],
+            calls,
+            sample.target,
+            category,
+            matching=matching,
+            underscore_to_dot=native,
+        )
