@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     frames = []
     for label, path in zip(_unique_labels(paths), paths, strict=True):
         frame = load_results([path])
-        frames.append(frame.assign(column=label + "/" + frame["backend"].astype(str)))
+        mode = _modes(path)
+        frames.append(frame.assign(column=label + "/" + frame["backend"].astype(str) + mode))
     frame = pd.concat(frames, ignore_index=True)
     frame = frame[frame["metric"] != NO_SCORES]
     if frame.empty:
@@ -34,6 +36,17 @@ def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     )
     table.columns.name = None
     return table.reindex(rows)[order]
+
+
+def _modes(run_dir: Path) -> str:
+    """`` (prompt)``: how tool calls were asked for, so differently prompted runs never share a
+    label (scores of prompt and native modes are not comparable as equals)."""
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return ""
+    tasks = json.loads(path.read_text(encoding="utf-8")).get("data", {})
+    modes = sorted({info["mode"] for info in tasks.values() if info.get("mode")})
+    return f" ({','.join(modes)})" if modes else ""
 
 
 def _unique_labels(paths: list[Path]) -> list[str]:

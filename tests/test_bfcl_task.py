@@ -155,3 +155,22 @@ def test_bfcl_validate_rejects_unknown_category(tmp_path: Path, write_manifest) 
     )
     result = run_harness("validate", str(manifest))
     assert result.returncode == 2 and "tasks[0].categories[0]" in result.stderr
+
+
+def test_compare_labels_columns_with_the_mode(tmp_path: Path, write_manifest) -> None:
+    categories = ["simple_python"]
+    for mode in ("prompt", "native"):
+        lines = replay_lines(categories, native=mode == "native")[:5]
+        replay = write_jsonl(tmp_path / f"{mode}.jsonl", lines)
+        manifest = write_manifest(
+            {
+                "name": mode,
+                "backends": [{"type": "replay", "path": str(replay)}],
+                "tasks": [{"type": "bfcl", "categories": categories, "mode": mode, "limit": 5}],
+            },
+            f"{mode}.yaml",
+        )
+        assert run_harness("run", str(manifest), "--out", str(tmp_path / mode)).returncode == 0
+    result = run_harness("compare", str(tmp_path / "prompt"), str(tmp_path / "native"))
+    assert result.returncode == 0, result.stderr
+    assert "prompt/replay (prompt)" in result.stdout and "native/replay (native)" in result.stdout
