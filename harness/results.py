@@ -36,7 +36,11 @@ SUMMARY_COLUMNS = [
     "n",
     "n_errors",
     "n_samples",
+    "median",
+    "p10",
+    "p90",
 ]
+NAN = float("nan")
 NO_SCORES = "(no scores)"
 
 Key = tuple[str, str, str]  # backend, task, subtask ("" for the whole task)
@@ -70,6 +74,15 @@ def _mean_stderr(values: array) -> tuple[float, float]:
     return mean, math.sqrt(variance) / math.sqrt(n)
 
 
+def _spread(values: array) -> tuple[float, float, float]:
+    """Median, 10th and 90th percentiles (nearest-rank) of a metric that is not 0/1 valued:
+    latencies and token rates are reported by their distribution, not only their mean."""
+    if all(v in (0.0, 1.0) for v in values):
+        return NAN, NAN, NAN
+    ordered = sorted(values)
+    return tuple(ordered[max(0, math.ceil(q * len(ordered)) - 1)] for q in (0.5, 0.1, 0.9))
+
+
 def _base_rows(values: dict, counts: dict) -> list[tuple]:
     rows = []
     for (backend, task, subtask, metric), vals in values.items():
@@ -78,6 +91,7 @@ def _base_rows(values: dict, counts: dict) -> list[tuple]:
         mean, stderr = _mean_stderr(vals)
         rows.append(
             (backend, task, level, subtask, metric, mean, stderr, len(vals), n_errors, n_samples)
+            + _spread(vals)
         )
     scored = {(b, t, s) for b, t, s, _ in values}
     for (backend, task, subtask), (n_samples, n_errors) in counts.items():
@@ -86,6 +100,7 @@ def _base_rows(values: dict, counts: dict) -> list[tuple]:
             nan = float("nan")
             rows.append(
                 (backend, task, level, subtask, NO_SCORES, nan, nan, 0, n_errors, n_samples)
+                + (nan, nan, nan)
             )
     return rows
 
@@ -128,6 +143,9 @@ def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) ->
         n_total,
         n_errors,
         n_samples,
+        NAN,
+        NAN,
+        NAN,
     )
 
 
@@ -174,6 +192,9 @@ def results_document(frame: pd.DataFrame, context: dict[str, Any]) -> dict[str, 
             cell[row.metric] = _num(row.value)
             cell[f"{row.metric}_stderr"] = _num(row.stderr)
             cell[f"{row.metric}_n"] = int(row.n)
+            for stat in ("median", "p10", "p90"):
+                if not math.isnan(getattr(row, stat)):
+                    cell[f"{row.metric}_{stat}"] = _num(getattr(row, stat))
     return {
         "results": sections["task"],
         "subtasks": sections["subtask"],

@@ -146,3 +146,23 @@ def test_load_manifest_collects_problems(tmp_path: Path, host) -> None:
     with pytest.raises(ManifestError) as info:
         load_manifest(path, host)
     assert len(info.value.problems) == 3
+
+
+def test_non_binary_metrics_get_median_and_percentiles(tmp_path: Path) -> None:
+    from harness.results import aggregate_frame, results_document
+
+    records = [
+        {
+            "backend": "b",
+            "task": "t",
+            "sample_id": str(i),
+            "error": None,
+            "scores": {"latency_s": float(i), "accuracy": float(i % 2)},
+        }
+        for i in range(1, 11)
+    ]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    frame = aggregate_frame(tmp_path / "samples.jsonl")
+    cell = results_document(frame, {})["results"]["t"]["b"]
+    assert (cell["latency_s_median"], cell["latency_s_p10"], cell["latency_s_p90"]) == (5, 1, 9)
+    assert cell["latency_s"] == 5.5 and "accuracy_median" not in cell
