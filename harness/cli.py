@@ -114,7 +114,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _print_scores(run_dir: Path) -> None:
-    from harness.report import score_table
+    from harness.report import distribution_table, score_table
     from harness.results import aggregate_run
 
     frame = aggregate_run(run_dir)
@@ -122,7 +122,11 @@ def _print_scores(run_dir: Path) -> None:
     click.echo(
         table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty else "no scores"
     )
-    errors = int(frame["n_errors"].sum()) if not frame.empty else 0
+    spread = distribution_table(frame)
+    if not spread.empty:
+        click.echo("\nmedian [p10, p90] of the other measurements, whole task:")
+        click.echo(spread.to_string(float_format=lambda v: f"{v:.4g}"))
+    errors = int(frame[frame["level"] == "task"]["n_errors"].sum()) if not frame.empty else 0
     if errors:
         click.echo(f"warning: {errors} sample(s) could not be scored; see the report.", err=True)
 

@@ -26,7 +26,7 @@ def score_table(frame: pd.DataFrame) -> pd.DataFrame:
 
     ``part`` is ``(all)`` for the whole task, a subtask's name, or ``[name]`` for a group.
     """
-    scored = frame[frame["metric"] != NO_SCORES]
+    scored = frame[(frame["metric"] != NO_SCORES) & frame["median"].isna()]
     if scored.empty:
         return pd.DataFrame()
     scored = scored.assign(part=[_part(r.level, r.subtask) for r in scored.itertuples()])
@@ -36,6 +36,20 @@ def score_table(frame: pd.DataFrame) -> pd.DataFrame:
     )
     table.columns.name = None
     return table.reindex(order)
+
+
+def distribution_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole-task rows of the metrics that are not 0/1 valued (latency, tokens/s, memory):
+    median with the 10th and 90th percentiles, one column group per backend."""
+    rows = frame[(frame["level"] == "task") & frame["median"].notna()]
+    if rows.empty:
+        return pd.DataFrame()
+    table = rows.pivot_table(
+        index=["task", "metric"], columns="backend", values=["median", "p10", "p90"], sort=False
+    )
+    table = table.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    table.columns.names = [None, None]
+    return table
 
 
 def _part(level: str, subtask: str) -> str:
@@ -69,6 +83,11 @@ def render_report(run_dir: Path) -> str:
             "Scores", table.to_html(float_format="%.4f") if not table.empty else "<p>No scores.</p>"
         )
     )
+    spread = distribution_table(frame)
+    if not spread.empty:
+        parts.append(
+            _section("Measurements (median, p10, p90)", spread.to_html(float_format="%.4g"))
+        )
     parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
     errors = _failed_samples(run_dir)
     if not errors.empty:

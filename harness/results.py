@@ -90,8 +90,19 @@ def _base_rows(values: dict, counts: dict) -> list[tuple]:
         level = "subtask" if subtask else "task"
         mean, stderr = _mean_stderr(vals)
         rows.append(
-            (backend, task, level, subtask, metric, mean, stderr, len(vals), n_errors, n_samples)
-            + _spread(vals)
+            (
+                backend,
+                task,
+                level,
+                subtask,
+                metric,
+                mean,
+                stderr,
+                len(vals),
+                n_errors,
+                n_samples,
+                *_spread(vals),
+            )
         )
     scored = {(b, t, s) for b, t, s, _ in values}
     for (backend, task, subtask), (n_samples, n_errors) in counts.items():
@@ -99,8 +110,21 @@ def _base_rows(values: dict, counts: dict) -> list[tuple]:
             level = "subtask" if subtask else "task"
             nan = float("nan")
             rows.append(
-                (backend, task, level, subtask, NO_SCORES, nan, nan, 0, n_errors, n_samples)
-                + (nan, nan, nan)
+                (
+                    backend,
+                    task,
+                    level,
+                    subtask,
+                    NO_SCORES,
+                    nan,
+                    nan,
+                    0,
+                    n_errors,
+                    n_samples,
+                    nan,
+                    nan,
+                    nan,
+                )
             )
     return rows
 
@@ -111,7 +135,9 @@ def _group_rows(rows: list[tuple], groups: dict[str, list[dict[str, Any]]]) -> l
     out = []
     for task, specs in groups.items():
         for spec in specs:
-            for backend, metric in sorted({(k[0], k[3]) for k in known if k[1] == task}):
+            wanted = spec.get("metrics")
+            pairs = {(k[0], k[3]) for k in known if k[1] == task}
+            for backend, metric in sorted(p for p in pairs if not wanted or p[1] in wanted):
                 row = _group_row(backend, task, metric, spec, known)
                 if row is not None:
                     known[(backend, task, spec["name"], metric)] = row

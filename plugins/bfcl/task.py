@@ -85,8 +85,18 @@ TASK_SCHEMA = {
             "default": 0.001,
             "description": "BFCL's own default is 0.001.",
         },
+        "single_call_cap": {
+            "type": "boolean",
+            "default": False,
+            "description": "Constrained mode: allow at most one call in the categories BFCL "
+            "defines as single-call (simple, multiple, (ir)relevance); parallel ones are uncapped.",
+        },
     },
 }
+METRICS = ["accuracy", "accuracy_optimal"]  # what BFCL's groups average
+SINGLE_CALL = frozenset(
+    {"simple_python", "multiple", "live_simple", "live_multiple"} | set(data.RELEVANCE_CATEGORIES)
+)
 
 METRIC_SCHEMA = {
     "description": "BFCL's AST verdict per sample: accuracy 1 or 0, with BFCL's error_type.",
@@ -139,11 +149,16 @@ class BFCLTask(Task):
 
     def request(self, sample: Sample) -> ChatRequest:
         params = self.params
+        extra = {}
+        if params["single_call_cap"] and sample.metadata["category"] in SINGLE_CALL:
+            extra["max_calls"] = 1
         return ChatRequest(
             messages=sample.messages,
             tools=sample.tools,
             tool_choice="auto" if sample.tools else None,
-            params=_generation(params["max_tokens"], params["temperature"], self.context.seed),
+            params=_generation(
+                params["max_tokens"], params["temperature"], self.context.seed, extra
+            ),
             mode=self.mode,
         )
 
@@ -182,7 +197,9 @@ class BFCLTask(Task):
         for name, (members, weighting) in GROUPS.items():
             ran = [m for m in members if m in self.categories]
             if ran:
-                specs.append({"name": name, "members": ran, "weighting": weighting})
+                specs.append(
+                    {"name": name, "members": ran, "weighting": weighting, "metrics": METRICS}
+                )
         if len(specs) > 1:
             names = [s["name"] for s in specs]
             specs.append(
@@ -191,13 +208,16 @@ class BFCLTask(Task):
                     "members": names,
                     "weighting": "unweighted",
                     "require_all": True,
+                    "metrics": METRICS,
                 }
             )
         return specs
 
 
-def _generation(max_tokens: int, temperature: float, seed: int | None) -> GenerationParams:
-    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+def _generation(
+    max_tokens: int, temperature: float, seed: int | None, extra: dict[str, Any]
+) -> GenerationParams:
+    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed, extra=extra)
 
 
 class BFCLAst(Metric):
