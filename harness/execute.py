@@ -91,7 +91,8 @@ def play_one(
     try:
         outcome = task.play(sample, backend)
     except Exception as exc:
-        outcome = Outcome(output=None, error=f"{type(exc).__name__}: {exc}")
+        fields = {"retries": exc.retries} if isinstance(getattr(exc, "retries", None), int) else {}
+        outcome = Outcome(output=None, error=f"{type(exc).__name__}: {exc}", fields=fields)
     total_s = time.perf_counter() - started
     scores, labels, error = _score(metrics, sample, outcome)
     return SampleRecord(
@@ -104,8 +105,14 @@ def play_one(
         error=error,
         timing=_timing(outcome, total_s),
         target=sample.target,
-        extra={**outcome.fields, **labels},
+        extra={**_retries(outcome), **outcome.fields, **labels},
     )
+
+
+def _retries(outcome: Outcome) -> dict[str, int]:
+    """Retries a backend made (``ChatResponse.extra["retries"]``), summed over the sample."""
+    counts = [r.extra["retries"] for r in outcome.responses if "retries" in r.extra]
+    return {"retries": sum(counts)} if counts else {}
 
 
 def _score(

@@ -39,6 +39,7 @@ SUMMARY_COLUMNS = [
     "median",
     "p10",
     "p90",
+    "n_retries",
 ]
 NAN = float("nan")
 NO_SCORES = "(no scores)"
@@ -55,9 +56,10 @@ def _collect(records: Iterable[dict[str, Any]]) -> tuple[dict, dict]:
         if rec.get("subtask"):
             keys.append((rec["backend"], rec["task"], str(rec["subtask"])))
         for key in keys:
-            count = counts.setdefault(key, [0, 0])
+            count = counts.setdefault(key, [0, 0, 0])
             count[0] += 1
             count[1] += rec.get("error") is not None
+            count[2] += int(rec.get("retries") or 0)
             for metric, value in (rec.get("scores") or {}).items():
                 if value is not None:
                     values.setdefault((*key, metric), array("d")).append(float(value))
@@ -83,55 +85,56 @@ def _spread(values: array) -> tuple[float, float, float]:
     return tuple(ordered[max(0, math.ceil(q * len(ordered)) - 1)] for q in (0.5, 0.1, 0.9))
 
 
-def _base_rows(values: dict, counts: dict) -> list[tuple]:
+def _row(key: Key, metric: str, count: list[int], **stats: Any) -> dict[str, Any]:
+    backend, task, subtask = key
+    level = "subtask" if subtask else "task"
+    row = dict.fromkeys(SUMMARY_COLUMNS, NAN)
+    row.update(
+        backend=backend,
+        task=task,
+        level=level,
+        subtask=subtask,
+        metric=metric,
+        n=0,
+        n_samples=count[0],
+        n_errors=count[1],
+        n_retries=count[2],
+    )
+    row.update(stats)
+    return row
+
+
+def _base_rows(values: dict, counts: dict) -> list[dict[str, Any]]:
     rows = []
     for (backend, task, subtask, metric), vals in values.items():
-        n_samples, n_errors = counts[(backend, task, subtask)]
-        level = "subtask" if subtask else "task"
+        key = (backend, task, subtask)
         mean, stderr = _mean_stderr(vals)
+        median, p10, p90 = _spread(vals)
         rows.append(
-            (
-                backend,
-                task,
-                level,
-                subtask,
+            _row(
+                key,
                 metric,
-                mean,
-                stderr,
-                len(vals),
-                n_errors,
-                n_samples,
-                *_spread(vals),
+                counts[key],
+                value=mean,
+                stderr=stderr,
+                n=len(vals),
+                median=median,
+                p10=p10,
+                p90=p90,
             )
         )
     scored = {(b, t, s) for b, t, s, _ in values}
-    for (backend, task, subtask), (n_samples, n_errors) in counts.items():
-        if (backend, task, subtask) not in scored:
-            level = "subtask" if subtask else "task"
-            nan = float("nan")
-            rows.append(
-                (
-                    backend,
-                    task,
-                    level,
-                    subtask,
-                    NO_SCORES,
-                    nan,
-                    nan,
-                    0,
-                    n_errors,
-                    n_samples,
-                    nan,
-                    nan,
-                    nan,
-                )
-            )
+    rows += [_row(key, NO_SCORES, count) for key, count in counts.items() if key not in scored]
     return rows
 
 
-def _group_rows(rows: list[tuple], groups: dict[str, list[dict[str, Any]]]) -> list[tuple]:
+def _group_rows(rows: list[dict], groups: dict[str, list[dict[str, Any]]]) -> list[dict]:
     """Rows for declared groups: means over member subtasks (or earlier groups) that ran."""
-    known = {(r[0], r[1], r[3], r[4]): r for r in rows if r[2] == "subtask"}
+    known = {
+        (r["backend"], r["task"], r["subtask"], r["metric"]): r
+        for r in rows
+        if r["level"] == "subtask"
+    }
     out = []
     for task, specs in groups.items():
         for spec in specs:
@@ -145,34 +148,20 @@ def _group_rows(rows: list[tuple], groups: dict[str, list[dict[str, Any]]]) -> l
     return out
 
 
-def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) -> tuple | None:
+def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) -> dict | None:
     members = [known.get((backend, task, m, metric)) for m in spec["members"]]
-    present = [m for m in members if m is not None and not math.isnan(m[5])]
+    present = [m for m in members if m is not None and not math.isnan(m["value"])]
     if not present or (spec.get("require_all") and len(present) < len(members)):
         return None
+    n = sum(m["n"] for m in present)
     if spec.get("weighting") == "count":
-        n = sum(m[7] for m in present)
-        value = math.fsum(m[5] * m[7] for m in present) / n
+        value = math.fsum(m["value"] * m["n"] for m in present) / n
     else:
-        value = math.fsum(m[5] for m in present) / len(present)
-    n_total = sum(m[7] for m in present)
-    n_errors = sum(m[8] for m in present)
-    n_samples = sum(m[9] for m in present)
-    return (
-        backend,
-        task,
-        "group",
-        spec["name"],
-        metric,
-        value,
-        float("nan"),
-        n_total,
-        n_errors,
-        n_samples,
-        NAN,
-        NAN,
-        NAN,
-    )
+        value = math.fsum(m["value"] for m in present) / len(present)
+    count = [sum(m[k] for m in present) for k in ("n_samples", "n_errors", "n_retries")]
+    row = _row((backend, task, spec["name"]), metric, count, value=value, n=n)
+    row["level"] = "group"
+    return row
 
 
 def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -193,6 +182,9 @@ def aggregate_frame(samples_path: Path, groups: dict | None = None) -> pd.DataFr
     rows = _base_rows(values, counts)
     rows += _group_rows(rows, groups or {})
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    frame[["n", "n_errors", "n_samples", "n_retries"]] = frame[
+        ["n", "n_errors", "n_samples", "n_retries"]
+    ].astype(int)
     order = {"task": 0, "subtask": 1, "group": 2}
     frame["_order"] = frame["level"].map(order)
     frame = frame.sort_values(["task", "backend", "_order", "subtask", "metric"], kind="stable")
@@ -214,6 +206,8 @@ def results_document(frame: pd.DataFrame, context: dict[str, Any]) -> dict[str, 
             table = table.setdefault(row.subtask, {})
         cell = table.setdefault(row.backend, {})
         cell.update(n_samples=int(row.n_samples), n_errors=int(row.n_errors))
+        if row.n_retries:
+            cell["n_retries"] = int(row.n_retries)
         if row.metric != NO_SCORES:
             cell[row.metric] = _num(row.value)
             cell[f"{row.metric}_stderr"] = _num(row.stderr)
