@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.interfaces import BuildContext
-from harness.records import ToolCall
+from harness.records import ChatResponse, Outcome, ToolCall
 
 DECODE_ERROR_KINDS = ("empty", "syntax", "shape", "native")
 
@@ -41,6 +41,18 @@ class Decoder:
 
     def decode(self, text: str | None, tool_calls: tuple[ToolCall, ...] | None) -> list[ToolCall]:
         raise NotImplementedError(f"{type(self).__name__} does not implement decode()")
+
+
+def decode_outcome(decoder: Decoder, response: ChatResponse, fields: dict[str, Any]) -> Outcome:
+    """A single-turn outcome: the decoded calls, or ``calls=None`` and ``fields["decode_error"]``
+    (the typed reason) when the output could not be decoded. The raw text is always kept."""
+    fields = dict(fields)
+    calls: tuple[ToolCall, ...] | None
+    try:
+        calls = tuple(decoder.decode(response.text, response.tool_calls))
+    except DecodeError as exc:
+        calls, fields["decode_error"] = None, str(exc)
+    return Outcome(output=response.text, calls=calls, responses=(response,), fields=fields)
 
 
 def load_decoder(name: str, params: dict[str, Any] | None = None) -> Decoder:

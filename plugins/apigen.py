@@ -22,7 +22,6 @@ from harness import (
     BuildContext,
     ChatRequest,
     ChatResponse,
-    DecodeError,
     GenerationParams,
     Message,
     Metric,
@@ -33,7 +32,7 @@ from harness import (
     ToolCall,
     hookimpl,
 )
-from harness.decoding import load_decoder
+from harness.decoding import decode_outcome, load_decoder
 from harness.errors import InputError
 
 TASK_SCHEMA = {
@@ -207,14 +206,7 @@ class APIGenTask(Task):
         )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
-        fields: dict[str, Any] = {"mode": self.mode}
-        try:
-            calls: tuple[ToolCall, ...] | None = tuple(
-                self.decoder.decode(response.text, response.tool_calls)
-            )
-        except DecodeError as exc:
-            calls, fields["decode_error"] = None, str(exc)
-        return Outcome(output=response.text, calls=calls, responses=(response,), fields=fields)
+        return decode_outcome(self.decoder, response, {"mode": self.mode})
 
     def data_files(self) -> list[Path]:
         return [self.path]

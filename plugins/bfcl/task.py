@@ -23,7 +23,6 @@ from harness import (
     BuildContext,
     ChatRequest,
     ChatResponse,
-    DecodeError,
     GenerationParams,
     Message,
     Metric,
@@ -32,7 +31,7 @@ from harness import (
     Score,
     Task,
 )
-from harness.decoding import load_decoder
+from harness.decoding import decode_outcome, load_decoder
 
 from . import data
 from .checker import CheckResult, check_ast, check_irrelevance, check_relevance, decoder_failed
@@ -163,14 +162,8 @@ class BFCLTask(Task):
         )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
-        fields: dict[str, Any] = {"mode": self.mode, "subtask": sample.metadata["category"]}
-        try:
-            calls = tuple(self.decoder.decode(response.text, response.tool_calls))
-        except DecodeError as exc:
-            calls = None
-            fields["decode_error"] = str(exc)
-        output = response.text if self.mode == "prompt" or response.text else None
-        return Outcome(output=output, calls=calls, responses=(response,), fields=fields)
+        fields = {"mode": self.mode, "subtask": sample.metadata["category"]}
+        return decode_outcome(self.decoder, response, fields)
 
     def data_files(self) -> list[Path]:
         files = [data.question_file(c) for c in self.categories]
