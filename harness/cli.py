@@ -90,12 +90,23 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     help="Override a manifest field, e.g. --set run.seed=3 --set tasks[0].limit=5.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@click.option(
+    "--retry-errors",
+    is_flag=True,
+    help="When resuming, play again the samples that ended in an error (outage, wrong key).",
+)
 def run(
-    manifest: Path, out: Path | None, limit: int | None, sets: tuple[str, ...], no_progress: bool
+    manifest: Path,
+    out: Path | None,
+    limit: int | None,
+    sets: tuple[str, ...],
+    no_progress: bool,
+    retry_errors: bool,
 ) -> None:
     """Run MANIFEST; write the run directory as results arrive.
 
-    Running it again with the same --out resumes: finished samples are never recomputed.
+    Running it again with the same --out resumes: finished samples are never recomputed
+    (samples that ended in an error are kept as they are unless --retry-errors is given).
     """
     from harness.manifest import load_manifest
     from harness.runner import run_manifest
@@ -103,7 +114,7 @@ def run(
     host = get_host()
     loaded = load_manifest(manifest, host, sets, limit)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = run_manifest(loaded, host, out, progress=not no_progress)
+    result = run_manifest(loaded, host, out, progress=not no_progress, retry_errors=retry_errors)
     _print_scores(result.run_dir)
     click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
     click.echo(f"report: {result.run_dir / 'report.html'}")

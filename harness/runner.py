@@ -27,7 +27,7 @@ from harness.progress import Progress
 from harness.records import RunInfo, SampleRecord
 from harness.report import write_report
 from harness.results import MANIFEST, write_results
-from harness.store import SAMPLES, SampleWriter, finished_keys
+from harness.store import SAMPLES, SampleWriter, drop_errors, finished_keys
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,16 @@ class Run:
     """One execution of a manifest into a run directory."""
 
     def __init__(
-        self, manifest: Manifest, host: PluginHost, run_dir: Path, progress: bool = True
+        self,
+        manifest: Manifest,
+        host: PluginHost,
+        run_dir: Path,
+        progress: bool = True,
+        retry_errors: bool = False,
     ) -> None:
         self.manifest, self.host, self.run_dir = manifest, host, run_dir
         self.show_progress = progress
+        self.retry_errors = retry_errors
         self.base_dir = manifest.path.resolve().parent
         self.seed = manifest.run.seed
         self.played = 0
@@ -89,6 +95,8 @@ class Run:
     def execute(self) -> RunResult:
         existing = check_run_dir(self.run_dir, self.manifest)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if existing and self.retry_errors:
+            drop_errors(self.run_dir / SAMPLES)
         done = finished_keys(self.run_dir / SAMPLES)
         with ExitStack() as stack:
             parts = self._build_parts(stack)
@@ -270,10 +278,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def run_manifest(
-    manifest: Manifest, host: PluginHost, out: str | Path | None = None, progress: bool = True
+    manifest: Manifest,
+    host: PluginHost,
+    out: str | Path | None = None,
+    progress: bool = True,
+    retry_errors: bool = False,
 ) -> RunResult:
-    """Run (or resume) a manifest into ``out`` (default ``run.out``, else ``runs/<name>``)."""
+    """Run (or resume) a manifest into ``out`` (default ``run.out``, else ``runs/<name>``).
+
+    ``retry_errors`` plays again the samples of an earlier run that ended in an error (an API
+    outage, a wrong key); scored samples are never recomputed.
+    """
     run_dir = Path(out or manifest.run.out or default_out(manifest))
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out")
-    return Run(manifest, host, run_dir, progress).execute()
+    return Run(manifest, host, run_dir, progress, retry_errors).execute()

@@ -64,6 +64,26 @@ def _end_of_last_line(handle: Any, size: int) -> int:
     return 0
 
 
+def drop_errors(path: Path) -> int:
+    """Rewrite ``samples.jsonl`` without the records that ended in an error, so that a resumed
+    run plays those samples again (one record per sample still holds). Returns how many."""
+    if not path.exists():
+        return 0
+    repair_tail(path)
+    dropped = 0
+    tmp = path.with_name(f".{path.name}.tmp")
+    with path.open("rb") as source, tmp.open("wb") as target:
+        for line in source:
+            if json.loads(line).get("error") is not None:
+                dropped += 1
+            else:
+                target.write(line)
+        target.flush()
+        os.fsync(target.fileno())
+    os.replace(tmp, path)
+    return dropped
+
+
 def finished_keys(path: Path) -> set[Key]:
     """Keys of the records already stored (the resume set)."""
     return {record_key(r) for r in iter_records(path)}

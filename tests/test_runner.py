@@ -198,3 +198,20 @@ def test_sample_failures_are_recorded_with_threads(tmp_path: Path, write_manifes
     failed = [r for r in records if r["error"]]
     assert len(failed) == 10 and all("overheated" in r["error"] for r in failed)
     assert "could not be scored" in result.stderr
+
+
+def test_retry_errors_plays_failed_samples_again(tmp_path: Path, write_manifest) -> None:
+    qa, replay = qa_files(tmp_path, 10, answer_every=2)  # odd samples have no replay line
+    manifest = write_manifest(qa_manifest(qa, replay))
+    out = tmp_path / "o"
+    assert run_harness("run", str(manifest), "--out", str(out)).returncode == 0
+    assert sum(1 for r in lines(out / "samples.jsonl") if r["error"]) == 5
+    qa_files(tmp_path, 10)  # the replay file now answers every sample
+    plain = run_harness("run", str(manifest), "--out", str(out))
+    assert "0 sample(s) played, 10 already done" in plain.stdout
+    retried = run_harness("run", str(manifest), "--out", str(out), "--retry-errors")
+    assert retried.returncode == 0, retried.stderr
+    assert "5 sample(s) played, 5 already done" in retried.stdout
+    records = lines(out / "samples.jsonl")
+    assert len(records) == 10 and len({r["sample_id"] for r in records}) == 10
+    assert not any(r["error"] for r in records)
