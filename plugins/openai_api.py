@@ -1,0 +1,179 @@
+"""Backend ``openai``: any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp's
+server, Ollama, LM Studio, ``harness serve``), and the ``harness cache`` command.
+
+Hooks only (cheap to import): the backend lives in :mod:`harness_plugins.openai_api_backend`
+and imports ``aiohttp`` when a manifest uses it. ``api_key`` is normally ``${SOME_ENV}``; its value
+is sent as ``Authorization: Bearer ...`` and never written to a run directory, a log or an
+error message.
+
+Tool modes: ``prompt`` sends the messages only; ``native`` (and requests with tools but no
+mode) sends ``tools`` and ``tool_choice``; ``constrained`` sends the tools with
+``tool_choice: "required"`` unless the request names a function. A generic OpenAI server cannot
+be forced further than that (no grammar), so ``constrained`` there means "a call is required",
+not "the call is well-formed".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness import hookimpl
+
+SCHEMA: dict[str, Any] = {
+    "description": "An OpenAI-compatible chat-completions server over HTTP, with retries, "
+    "a response cache and streaming.",
+    "properties": {
+        "base_url": {
+            "type": "string",
+            "default": "https://api.openai.com/v1",
+            "description": "API root, e.g. http://127.0.0.1:8000/v1 (/chat/completions is "
+            "appended unless the URL already ends with it).",
+        },
+        "model": {"type": "string", "description": "Model name sent with every request."},
+        "api_key": {
+            "type": "string",
+            "description": "Bearer token; write ${SOME_ENV} so it never sits in the manifest. "
+            "Omit for a local server without authentication.",
+        },
+        "max_concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 8,
+            "description": "Most requests in flight at once (the runner uses at most this "
+            "many threads).",
+        },
+        "timeout_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 60,
+            "description": "Limit for one HTTP attempt, connection to last byte.",
+        },
+        "max_retries": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 5,
+            "description": "Retries after a 429, 408, 409, 5xx, timeout, dropped connection "
+            "or malformed body; other 4xx are never retried.",
+        },
+        "backoff_base_s": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.5,
+            "description": "Exponential backoff base: attempt k waits a random time in "
+            "[0, base * 2**k] (full jitter).",
+        },
+        "backoff_max_s": {
+            "type": "number",
+            "minimum": 0,
+            "default": 20,
+            "description": "Cap on one backoff wait.",
+        },
+        "retry_after_max_s": {
+            "type": "number",
+            "minimum": 0,
+            "default": 60,
+            "description": "Cap on a server's Retry-After (seconds or HTTP date).",
+        },
+        "stream": {
+            "type": "boolean",
+            "default": False,
+            "description": "Ask for server-sent events to measure time to first token "
+            "(ttft_s); a server that answers with plain JSON is read as such.",
+        },
+        "cache": {
+            "type": "string",
+            "enum": ["auto", "on", "off"],
+            "default": "auto",
+            "description": "Response cache: auto = on for temperature 0 (or unset) or a "
+            "seeded request, off for unseeded sampling.",
+        },
+        "cache_path": {
+            "type": "string",
+            "format": "path",
+            "description": "SQLite file of the cache (default $HARNESS_CACHE_DIR/"
+            "responses.sqlite, else ~/.cache/harness/responses.sqlite).",
+        },
+        "max_tokens": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most tokens per answer, unless the request says.",
+        },
+        "temperature": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0,
+            "description": "Sampling temperature unless the request says; 0 is greedy.",
+        },
+        "top_p": {"type": "number", "description": "Nucleus sampling mass."},
+        "seed": {"type": "integer", "description": "Sampling seed unless the request says."},
+        "stop": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Stop sequences unless the request gives its own.",
+        },
+        "extra_body": {
+            "type": "object",
+            "description": "More fields merged into every request body (server-specific, "
+            "e.g. presence_penalty).",
+        },
+    },
+    "required": ["model"],
+}
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register("openai", "harness_plugins.openai_api_backend:OpenAIBackend", schema=SCHEMA)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    import click
+
+    @cli.group()
+    def cache() -> None:
+        """The response cache: where it is, how big, and emptying it."""
+
+    path_option = click.option(
+        "--path",
+        "path",
+        type=click.Path(dir_okay=False),
+        help="A cache file other than the default (a backend's cache_path).",
+    )
+
+    @cache.command("info")
+    @path_option
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+    def info(path: str | None, as_json: bool) -> None:
+        """Print the cache's location, number of entries and size on disk."""
+        from harness.cache import cache_stats
+
+        stats = cache_stats(path)
+        if as_json:
+            click.echo(json.dumps(stats))
+            return
+        click.echo(f"location: {stats['path']}")
+        click.echo(f"entries: {stats['entries']}")
+        click.echo(f"size: {_human(stats['size_bytes'])} ({stats['size_bytes']} bytes)")
+
+    @cache.command("clear")
+    @path_option
+    def clear(path: str | None) -> None:
+        """Delete every cached response (the next run asks the servers again)."""
+        from harness.cache import clear_cache, default_cache_path
+
+        removed = clear_cache(path)
+        click.echo(
+            f"cleared {removed} entr{'y' if removed == 1 else 'ies'} from "
+            f"{path or default_cache_path()}"
+        )
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

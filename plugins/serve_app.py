@@ -1,0 +1,562 @@
+"""The HTTP side of ``harness serve``: an OpenAI-compatible API over one harness backend.
+
+Imported only when the command runs, so ``harness plugins`` never loads aiohttp. The request
+and response conversions are plain functions (no aiohttp) so they can be tested directly.
+
+Endpoints: ``POST /v1/chat/completions`` (tools, tool_choice, streaming), ``POST
+/v1/completions`` (text prompts through ``Backend.complete``), ``GET /v1/models``. Errors use
+OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``; a backend failure is a 500
+whose message names the exception, with the traceback only in the server's log (a
+``ValueError`` or ``InputError``, such as a prompt longer than the context, is a 400).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from harness import (
+    Backend,
+    ChatRequest,
+    ChatResponse,
+    GenerationParams,
+    InputError,
+    Message,
+    ToolCall,
+)
+
+log = logging.getLogger("harness.serve")
+
+JSON = dict[str, Any]
+MODES = ("prompt", "native", "constrained")
+TOOL_MODES = ("auto", "native", "constrained")
+ROLES = {"system", "user", "assistant", "tool", "developer"}
+MAX_BODY = 32 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    """A request the server refuses (400), with the offending field as OpenAI names it."""
+
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_request"):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+def error_body(message: str, kind: str, code: str, param: str | None = None) -> JSON:
+    """OpenAI's error shape, which clients (openai SDK, lm-eval) know how to show."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# --- request -> ChatRequest -----------------------------------------------------------------
+
+
+def parse_content(content: Any, where: str) -> str | None:
+    """Message content: a string, null, or a list of text parts (joined; other parts refused)."""
+    if content is None or isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}: content must be a string, null or a list of parts", where)
+    texts = []
+    for index, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
+            raise BadRequest(f"{where}[{index}]: only text content parts are supported", where)
+        if not isinstance(part.get("text"), str):
+            raise BadRequest(f"{where}[{index}].text must be a string", where)
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...] | None:
+    """An assistant message's ``tool_calls`` (arguments as a JSON string or an object)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequest(f"{where} must be a list", where)
+    calls = []
+    for index, item in enumerate(raw):
+        here = f"{where}[{index}]"
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequest(f"{here}.function.name must be a string", here)
+        calls.append(ToolCall(function["name"], _arguments(function.get("arguments"), here)))
+    return tuple(calls)
+
+
+def _arguments(raw: Any, where: str) -> JSON:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(
+                f"{where}.function.arguments is not valid JSON: {exc}", where
+            ) from None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where}.function.arguments must encode a JSON object", where)
+    return raw
+
+
+def parse_messages(raw: Any) -> tuple[Message, ...]:
+    """OpenAI messages -> harness messages; ``developer`` is read as ``system``."""
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("'messages' must be a non-empty list", "messages", "missing_messages")
+    messages = []
+    for index, item in enumerate(raw):
+        where = f"messages[{index}]"
+        if not isinstance(item, dict) or item.get("role") not in ROLES:
+            raise BadRequest(f"{where}.role must be one of {sorted(ROLES)}", where)
+        role = "system" if item["role"] == "developer" else item["role"]
+        name = item.get("name")
+        messages.append(
+            Message(
+                role=role,
+                content=parse_content(item.get("content"), f"{where}.content"),
+                tool_calls=parse_tool_calls(item.get("tool_calls"), f"{where}.tool_calls"),
+                tool_call_id=_optional_str(item.get("tool_call_id"), f"{where}.tool_call_id"),
+                name=_optional_str(name, f"{where}.name"),
+            )
+        )
+    return tuple(messages)
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{where} must be a string", where)
+    return value
+
+
+def parse_tools(raw: Any) -> tuple[JSON, ...] | None:
+    """Function tools, passed on unchanged (their ``parameters`` are JSON Schema)."""
+    if raw is None or raw == []:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequest("'tools' must be a list", "tools")
+    for index, tool in enumerate(raw):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if tool.get("type", "function") != "function" or not isinstance(function, dict):
+            raise BadRequest(f"tools[{index}]: only function tools are supported", "tools")
+        if not isinstance(function.get("name"), str) or not function["name"]:
+            raise BadRequest(f"tools[{index}].function.name must be a string", "tools")
+    return tuple(raw)
+
+
+def parse_tool_choice(raw: Any, tools: tuple[JSON, ...] | None) -> str | JSON | None:
+    """``auto``/``none``/``required`` or a named function that must be among ``tools``."""
+    if raw is None or raw in ("auto", "none", "required"):
+        return raw
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise BadRequest(
+            "'tool_choice' must be auto, none, required or "
+            '{"type": "function", "function": {"name": ...}}',
+            "tool_choice",
+        )
+    names = {t["function"]["name"] for t in tools or ()}
+    if function["name"] not in names:
+        raise BadRequest(f"tool_choice names {function['name']!r}, not among tools", "tool_choice")
+    return {"type": "function", "function": {"name": function["name"]}}
+
+
+def pick_mode(
+    body: JSON,
+    tools: tuple[JSON, ...] | None,
+    tool_choice: str | JSON | None,
+    capabilities: frozenset[str],
+    tool_mode: str = "auto",
+) -> str | None:
+    """How the backend is asked for calls (see docs/serve.md, "Tool modes").
+
+    The request's ``harness_mode`` wins; else the server's ``--tool-mode``; else ``auto``:
+    ``constrained`` when a call is demanded (``required`` or a named function) and the backend
+    can force one with a grammar, otherwise ``native``. No tools (or ``none``): no mode.
+    """
+    asked = body.get("harness_mode")
+    if asked is not None:
+        if asked not in MODES:
+            raise BadRequest(f"harness_mode must be one of {list(MODES)}", "harness_mode")
+        if asked == "constrained" and "constrained" not in capabilities:
+            raise BadRequest("this backend has no constrained mode", "harness_mode")
+        return asked if tools or asked == "prompt" else None
+    if not tools or tool_choice == "none":
+        return None
+    if tool_mode == "constrained" and "constrained" in capabilities:
+        return "constrained"
+    demanded = tool_choice == "required" or isinstance(tool_choice, dict)
+    if tool_mode == "auto" and demanded and "constrained" in capabilities:
+        return "constrained"
+    return "native"
+
+
+def generation_params(body: JSON) -> GenerationParams:
+    """Sampling settings; unknown fields are ignored (clients send many), bad values refused."""
+    if body.get("n") not in (None, 1):
+        raise BadRequest("only n=1 is supported", "n")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    stop = body.get("stop")
+    stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    if not all(isinstance(s, str) for s in stops):
+        raise BadRequest("'stop' must be a string or a list of strings", "stop")
+    return GenerationParams(
+        max_tokens=_number(max_tokens, "max_tokens", int, minimum=1),
+        temperature=_number(body.get("temperature"), "temperature", float, minimum=0),
+        top_p=_number(body.get("top_p"), "top_p", float, minimum=0),
+        stop=stops,
+        seed=_number(body.get("seed"), "seed", int),
+    )
+
+
+def _number(value: Any, name: str, kind: type, minimum: float | None = None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"'{name}' must be a number", name)
+    if kind is int and value != int(value):
+        raise BadRequest(f"'{name}' must be an integer", name)
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"'{name}' must be at least {minimum}", name)
+    return kind(value)
+
+
+def chat_request(body: Any, capabilities: frozenset[str], tool_mode: str = "auto") -> ChatRequest:
+    """An OpenAI chat-completions body -> the :class:`ChatRequest` the backend answers."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    messages = parse_messages(body.get("messages"))
+    tools = parse_tools(body.get("tools"))
+    tool_choice = parse_tool_choice(body.get("tool_choice"), tools)
+    mode = pick_mode(body, tools, tool_choice, capabilities, tool_mode)
+    return ChatRequest(
+        messages=messages,
+        tools=None if mode in (None, "prompt") else tools,
+        tool_choice=None if mode in (None, "prompt") else tool_choice,
+        params=generation_params(body),
+        mode=mode,
+    )
+
+
+# --- ChatResponse -> OpenAI ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one call produced, with the ids and stamps every chunk of it repeats."""
+
+    response: ChatResponse
+    model: str
+    mode: str | None
+    id: str
+    created: int
+    calls: tuple[JSON, ...]
+
+    @property
+    def finish_reason(self) -> str:
+        if self.response.tool_calls:
+            return "tool_calls"
+        return "length" if self.response.finish_reason == "length" else "stop"
+
+    @property
+    def usage(self) -> JSON:
+        prompt = self.response.input_tokens or 0
+        completion = self.response.output_tokens or 0
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def extension(self) -> JSON:
+        """Harness-only fields (clients ignore unknown keys): mode, timings, decode problems."""
+        out: JSON = {"mode": self.mode, "timing": dict(self.response.timing)}
+        if self.calls and self.response.text:
+            out["raw_text"] = self.response.text
+        if "tool_call_error" in self.response.extra:
+            out["tool_call_error"] = self.response.extra["tool_call_error"]
+        return out
+
+    def head(self, kind: str) -> JSON:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+
+def new_reply(response: ChatResponse, model: str, mode: str | None, prefix: str) -> Reply:
+    """Stamp a backend response with an id, a time and ids for its tool calls."""
+    calls = tuple(
+        {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+        }
+        for c in response.tool_calls or ()
+    )
+    return Reply(response, model, mode, f"{prefix}-{uuid.uuid4().hex}", int(time.time()), calls)
+
+
+def content(reply: Reply) -> str | None:
+    """The answer's text, or null beside tool calls as OpenAI does: a backend's raw text then
+    is the calls' own encoding (a JSON array, ``<tool_call>`` blocks); the ``harness``
+    extension field keeps it as ``raw_text``."""
+    return None if reply.calls else reply.response.text
+
+
+def completion_body(reply: Reply) -> JSON:
+    """A ``chat.completion`` object."""
+    message: JSON = {"role": "assistant", "content": content(reply)}
+    if reply.calls:
+        message["tool_calls"] = list(reply.calls)
+    choice = {"index": 0, "message": message, "logprobs": None}
+    return reply.head("chat.completion") | {
+        "choices": [choice | {"finish_reason": reply.finish_reason}],
+        "usage": reply.usage,
+        "harness": reply.extension(),
+    }
+
+
+def stream_chunks(reply: Reply, include_usage: bool) -> list[JSON]:
+    """``chat.completion.chunk`` objects: role, the whole text in one chunk (the backend is
+    not incremental), one delta per tool call, the finish reason, then usage if asked for."""
+    head = reply.head("chat.completion.chunk")
+
+    def chunk(delta: JSON, finish: str | None = None) -> JSON:
+        body = head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return body | ({"usage": None} if include_usage else {})
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    text = content(reply)
+    if text:
+        chunks.append(chunk({"content": text}))
+    for index, call in enumerate(reply.calls):
+        chunks.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    chunks.append(chunk({}, reply.finish_reason))
+    if include_usage:
+        chunks.append(head | {"choices": [], "usage": reply.usage})
+    return chunks
+
+
+def text_completion_body(replies: list[Reply], model: str) -> JSON:
+    """A ``text_completion`` object with one choice per prompt."""
+    first = replies[0]
+    prompt = sum(r.usage["prompt_tokens"] for r in replies)
+    completion = sum(r.usage["completion_tokens"] for r in replies)
+    return first.head("text_completion") | {
+        "choices": [
+            {
+                "index": i,
+                "text": r.response.text or "",
+                "logprobs": None,
+                "finish_reason": r.finish_reason,
+            }
+            for i, r in enumerate(replies)
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+def completion_prompts(body: Any) -> list[str]:
+    """``prompt`` of a completions body: a string or a list of strings (not token ids)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    if body.get("echo") or body.get("logprobs"):
+        raise BadRequest("echo and logprobs are not supported (no log-likelihoods)", "logprobs")
+    prompt = body.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise BadRequest("'prompt' must be a string or a non-empty list of strings", "prompt")
+    return prompts
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class Server:
+    """Serves one backend; at most ``backend.max_concurrency`` calls run at once, each on a
+    worker thread, because backends are blocking (llama.cpp holds a lock per call)."""
+
+    def __init__(self, backend: Backend, model: str, tool_mode: str = "auto") -> None:
+        self.backend = backend
+        self.model = model
+        self.tool_mode = tool_mode
+        self.capabilities = frozenset(getattr(backend, "capabilities", ()) or ())
+        self.limit = max(1, int(getattr(backend, "max_concurrency", 1) or 1))
+        self.executor = ThreadPoolExecutor(self.limit, thread_name_prefix="harness-serve")
+        self.slots = asyncio.Semaphore(self.limit)
+
+    async def call(self, function: Callable[..., ChatResponse], *args: Any) -> ChatResponse:
+        """Run a blocking backend method on the pool. A ``ValueError`` or ``InputError`` is the
+        request's fault (a 400 that clients do not retry); anything else is a logged 500."""
+        async with self.slots:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self.executor, function, *args)
+            except (ValueError, InputError) as exc:  # e.g. a prompt longer than n_ctx
+                log.info("backend %r refused a request: %s", self.model, exc)
+                message = f"the backend refused the request: {exc}"
+                raise BadRequest(message, None, "backend_refused") from exc
+            except Exception as exc:
+                log.exception("backend %r failed", self.model)
+                raise BackendFailure(f"backend error: {type(exc).__name__}: {exc}") from exc
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        chat = chat_request(body, self.capabilities, self.tool_mode)
+        response = await self.call(self.backend.chat, chat)
+        reply = new_reply(response, self.model, chat.mode, "chatcmpl")
+        if body.get("stream"):
+            options = body.get("stream_options") or {}
+            include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+            return await send_events(request, stream_chunks(reply, include_usage))
+        return web.json_response(completion_body(reply))
+
+    async def completions(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        prompts = completion_prompts(body)
+        if body.get("stream"):
+            raise BadRequest("streaming is not supported on /v1/completions", "stream")
+        params = ChatRequest(messages=(), params=generation_params(body))
+        replies = []
+        for prompt in prompts:
+            response = await self.call(self.backend.complete, prompt, params)
+            replies.append(new_reply(response, self.model, None, "cmpl"))
+        return web.json_response(text_completion_body(replies, self.model))
+
+    async def models(self, request: web.Request) -> web.Response:
+        entry = {"id": self.model, "object": "model", "created": 0, "owned_by": "harness"}
+        return web.json_response({"object": "list", "data": [entry]})
+
+    def close(self) -> None:
+        """Wait for a call still running, so the backend is not closed under it."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class BackendFailure(Exception):
+    """The backend raised; the client gets the message, the log gets the traceback."""
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+
+
+async def send_events(request: web.Request, chunks: list[JSON]) -> web.StreamResponse:
+    """Server-Sent Events: one ``data:`` line per chunk, then ``data: [DONE]``."""
+    stream = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await stream.prepare(request)
+    for chunk in chunks:
+        await stream.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    await stream.write(b"data: [DONE]\n\n")
+    await stream.write_eof()
+    return stream
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """Every error in OpenAI's shape: 400 bad request, 404/405 routing, 500 backend failure."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        body = error_body(exc.message, "invalid_request_error", exc.code, exc.param)
+        return web.json_response(body, status=400)
+    except BackendFailure as exc:
+        return web.json_response(error_body(str(exc), "server_error", "backend_error"), status=500)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = error_body(
+            f"{exc.reason}: {request.method} {request.path}",
+            "invalid_request_error",
+            str(exc.status),
+        )
+        return web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        body = error_body(
+            "internal server error (see the server's log)", "server_error", "internal"
+        )
+        return web.json_response(body, status=500)
+
+
+def create_app(server: Server) -> web.Application:
+    """The aiohttp application: the OpenAI routes over ``server``."""
+    app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY)
+    app.router.add_post("/v1/chat/completions", server.chat_completions)
+    app.router.add_post("/v1/completions", server.completions)
+    app.router.add_get("/v1/models", server.models)
+    return app
+
+
+def base_url(address: Any) -> str:
+    """``http://HOST:PORT/v1`` for a bound socket address (IPv6 hosts in brackets)."""
+    host, port = address[0], address[1]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/v1"
+
+
+async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Listen on ``host:port`` (0: any free port); return the runner and the base URL."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, base_url(runner.addresses[0])
+
+
+async def serve_until_stopped(
+    app: web.Application, host: str, port: int, on_ready: Callable[[str], None]
+) -> None:
+    """Serve until SIGINT or SIGTERM, then close connections cleanly."""
+    runner, url = await start(app, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        on_ready(url)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def run_server(
+    backend: Backend,
+    model: str,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    tool_mode: str = "auto",
+) -> None:
+    """Blocking entry point of the command: serve ``backend`` as ``model``."""
+
+    async def main() -> None:
+        server = Server(backend, model, tool_mode)
+        try:
+            await serve_until_stopped(create_app(server), host, port, on_ready)
+        finally:
+            server.close()
+
+    asyncio.run(main())
