@@ -165,10 +165,23 @@ def plugins(as_json: bool, kind: str | None) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    import pandas as pd
+    click.echo(_left_aligned(rows, ["kind", "name", "package", "version", "description"]))
 
-    frame = pd.DataFrame(rows, columns=["kind", "name", "package", "version", "description"])
-    click.echo(frame.to_string(index=False) if rows else "no plugins found")
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _left_aligned(rows: list[dict[str, Any]], columns: list[str], width: int = 72) -> str:
+    """A plain left-aligned table; long cells are cut to ``width`` characters."""
+    if not rows:
+        return "no plugins found"
+    cells = [[_cut(str(r.get(c) or ""), width) for c in columns] for r in rows]
+    sizes = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = [columns, ["-" * s for s in sizes], *cells]
+    return "\n".join(
+        "  ".join(v.ljust(s) for v, s in zip(line, sizes, strict=True)).rstrip() for line in lines
+    )
 
 
 @cli.command()
