@@ -126,7 +126,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def _print_scores(run_dir: Path) -> None:
     from harness.report import distribution_table, score_table
-    from harness.results import aggregate_run
+    from harness.results import aggregate_run, error_count
 
     frame = aggregate_run(run_dir)
     table = score_table(frame)
@@ -137,7 +137,7 @@ def _print_scores(run_dir: Path) -> None:
     if not spread.empty:
         click.echo("\nmedian [p10, p90] of the other measurements, whole task:")
         click.echo(spread.to_string(float_format=lambda v: f"{v:.4g}"))
-    errors = int(frame[frame["level"] == "task"]["n_errors"].sum()) if not frame.empty else 0
+    errors = error_count(frame)
     if errors:
         click.echo(f"warning: {errors} sample(s) could not be scored; see the report.", err=True)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import MANIFEST, NO_SCORES, RESULTS, SUMMARY, aggregate_run
+from harness.results import MANIFEST, NO_SCORES, RESULTS, SUMMARY, aggregate_run, error_count
 from harness.store import SAMPLES, iter_records
 
 REPORT = "report.html"
@@ -70,6 +70,60 @@ def _failed_samples(run_dir: Path, limit: int = 50) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def label_counts(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Why answers failed: counts of ``error_type`` values, and rates of ``patterns`` codes
+    (SpecTool) over the samples that carry the field, per task and backend."""
+    types: list[tuple[str, str, str]] = []
+    patterns: list[tuple[str, str, str]] = []
+    carriers: dict[tuple[str, str], int] = {}
+    for rec in iter_records(run_dir / SAMPLES):
+        key = (rec["task"], rec["backend"])
+        if rec.get("error_type"):
+            types.append((*key, str(rec["error_type"])))
+        if isinstance(rec.get("patterns"), list):
+            carriers[key] = carriers.get(key, 0) + 1
+            patterns += [(*key, str(code)) for code in rec["patterns"]]
+    type_table = pd.DataFrame(types, columns=["task", "backend", "error_type"])
+    if not type_table.empty:
+        type_table = type_table.value_counts().unstack("backend", fill_value=0).sort_index()
+    rates = pd.DataFrame(patterns, columns=["task", "backend", "pattern"])
+    if not rates.empty:
+        counts = rates.value_counts().rename("n").reset_index()
+        counts["rate"] = [
+            n / carriers[(t, b)]
+            for t, b, n in zip(counts["task"], counts["backend"], counts["n"], strict=True)
+        ]
+        rates = counts.pivot_table(
+            index=["task", "pattern"], columns="backend", values="rate", fill_value=0.0
+        )
+    return type_table, rates
+
+
+def _heatmap(table: pd.DataFrame) -> str:
+    """An HTML table whose cells are shaded by value (0 to 1): no plotting library needed."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for index, values in table.iterrows():
+        label = " / ".join(map(str, index)) if isinstance(index, tuple) else str(index)
+        cells = "".join(
+            f"<td style='background:rgba(200,40,40,{min(max(v, 0), 1):.2f})'>{v:.3f}</td>"
+            for v in values
+        )
+        rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+    return f"<table><tr><th>task / pattern</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _label_sections(run_dir: Path) -> list[str]:
+    types, rates = label_counts(run_dir)
+    out = []
+    if not rates.empty:
+        note = "<p>Share of samples showing each SpecTool pattern (a sample can show several).</p>"
+        out.append(_section("Error profile (SpecTool patterns)", note + _heatmap(rates)))
+    if not types.empty:
+        out.append(_section("Failures by error type", types.to_html()))
+    return out
+
+
 def render_report(run_dir: Path) -> str:
     frame = aggregate_run(run_dir)
     manifest: dict[str, Any] = {}
@@ -89,10 +143,11 @@ def render_report(run_dir: Path) -> str:
             _section("Measurements (median, p10, p90)", spread.to_html(float_format="%.4g"))
         )
     parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
+    parts += _label_sections(run_dir)
     errors = _failed_samples(run_dir)
     if not errors.empty:
         note = (
-            f"<p class=warn>{int(frame['n_errors'].sum())} sample(s) could not be scored "
+            f"<p class=warn>{error_count(frame)} sample(s) could not be scored "
             "and are left out of the means (first ones below).</p>"
         )
         parts.append(_section("Errors", note + errors.to_html(index=False)))

@@ -164,6 +164,14 @@ def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) ->
     return row
 
 
+def error_count(frame: pd.DataFrame) -> int:
+    """Samples that could not be scored, counted once per (backend, task)."""
+    if frame.empty:
+        return 0
+    tasks = frame[frame["level"] == "task"].drop_duplicates(["backend", "task"])
+    return int(tasks["n_errors"].sum())
+
+
 def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """The groups each task declared (kept in ``manifest.json`` under ``data[task].groups``)."""
     path = Path(run_dir) / MANIFEST

@@ -1,0 +1,61 @@
+"""report.html: scores, measurements, and why answers failed (error types, SpecTool profile)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.report import label_counts, render_report
+
+
+def write_records(run_dir: Path) -> None:
+    rows = []
+    for i in range(4):
+        rows.append(
+            {
+                "backend": "m1",
+                "task": "bfcl",
+                "sample_id": str(i),
+                "error": None,
+                "scores": {"accuracy": float(i == 0), "ttft_s": 0.1 * (i + 1)},
+                "error_type": "" if i == 0 else "value_error:string",
+                "patterns": [] if i == 0 else ["IAV"] + (["RAC"] if i == 3 else []),
+            }
+        )
+        rows.append(
+            {
+                "backend": "m2",
+                "task": "bfcl",
+                "sample_id": str(i),
+                "error": None,
+                "scores": {"accuracy": 0.0},
+                "error_type": "ast_decoder:decoder_failed",
+                "patterns": ["IFE"],
+            }
+        )
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_label_counts_and_profile(tmp_path: Path) -> None:
+    write_records(tmp_path)
+    types, rates = label_counts(tmp_path)
+    assert types.loc[("bfcl", "value_error:string"), "m1"] == 3
+    assert types.loc[("bfcl", "ast_decoder:decoder_failed"), "m2"] == 4
+    assert rates.loc[("bfcl", "IAV"), "m1"] == 0.75
+    assert rates.loc[("bfcl", "RAC"), "m1"] == 0.25
+    assert rates.loc[("bfcl", "IFE"), "m2"] == 1.0
+
+
+def test_report_has_every_section(tmp_path: Path) -> None:
+    write_records(tmp_path)
+    page = render_report(tmp_path)
+    for heading in (
+        "Scores",
+        "Measurements (median, p10, p90)",
+        "Error profile (SpecTool patterns)",
+        "Failures by error type",
+        "All aggregates",
+    ):
+        assert f"<h2>{heading}</h2>" in page, heading
+    assert "rgba(200,40,40,0.75)" in page  # the IAV cell of m1 is shaded by its rate
