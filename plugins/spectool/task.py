@@ -96,6 +96,12 @@ TASK_SCHEMA = {
         },
         "max_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
         "max_tokens": {"type": "integer", "minimum": 1, "default": 256},
+        "max_calls_per_step": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 3,
+            "description": "Constrained mode: at most this many calls in one model turn.",
+        },
         "call_timeout_s": {"type": "number", "minimum": 0.1, "default": 5},
     },
 }
@@ -203,7 +209,10 @@ class Episode:
             tools=None if self.task.mode == "prompt" else self.sample.tools,
             tool_choice=None if self.task.mode == "prompt" else "auto",
             params=GenerationParams(
-                max_tokens=self.params["max_tokens"], temperature=0.0, seed=self.task.context.seed
+                max_tokens=self.params["max_tokens"],
+                temperature=0.0,
+                seed=self.task.context.seed,
+                extra={"max_calls": self.params["max_calls_per_step"]},
             ),
             task=self.task.context.id,
             sample_id=self.sample.id,
@@ -217,8 +226,9 @@ class Episode:
             calls = self.task.decoder.decode(response.text, response.tool_calls)
         except DecodeError as exc:
             return self._format_error(str(exc))
-        if not calls:
+        if not calls:  # an answer without any call is a step too (IAC when calls were due)
             self.answer = response.text or ""
+            self.steps.append({"calls": [], "executed": False, "observation": "final answer"})
             return True
         return self._act(calls)
 
