@@ -113,12 +113,46 @@ def _heatmap(table: pd.DataFrame) -> str:
     return f"<table><tr><th>task / pattern</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def pattern_examples(run_dir: Path, limit: int = 60) -> pd.DataFrame:
+    """The first failed samples with their patterns and the evidence: which call, which argument."""
+    rows = []
+    for rec in iter_records(run_dir / SAMPLES):
+        if not rec.get("patterns"):
+            continue
+        evidence = "; ".join(_evidence(e) for e in (rec.get("pattern_evidence") or [])[:6])
+        rows.append(
+            {
+                "task": rec["task"],
+                "backend": rec["backend"],
+                "sample_id": rec["sample_id"],
+                "patterns": " ".join(rec["patterns"]),
+                "evidence": evidence,
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return pd.DataFrame(rows)
+
+
+def _evidence(item: dict[str, Any]) -> str:
+    where = [
+        f"call {item['call_index']}" if item.get("call_index") is not None else "",
+        str(item.get("function") or ""),
+        str(item.get("argument") or ""),
+    ]
+    place = " ".join(w for w in where if w)
+    return f"{item.get('pattern')}: {place} ({item.get('detail', '')})".replace(" ()", "")
+
+
 def _label_sections(run_dir: Path) -> list[str]:
     types, rates = label_counts(run_dir)
     out = []
     if not rates.empty:
         note = "<p>Share of samples showing each SpecTool pattern (a sample can show several).</p>"
         out.append(_section("Error profile (SpecTool patterns)", note + _heatmap(rates)))
+    examples = pattern_examples(run_dir)
+    if not examples.empty:
+        out.append(_section("Failed samples: patterns and evidence", examples.to_html(index=False)))
     if not types.empty:
         out.append(_section("Failures by error type", types.to_html()))
     return out

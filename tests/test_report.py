@@ -20,6 +20,15 @@ def write_records(run_dir: Path) -> None:
                 "scores": {"accuracy": float(i == 0), "ttft_s": 0.1 * (i + 1)},
                 "error_type": "" if i == 0 else "value_error:string",
                 "patterns": [] if i == 0 else ["IAV"] + (["RAC"] if i == 3 else []),
+                "pattern_evidence": [
+                    {
+                        "pattern": "IAV",
+                        "call_index": 0,
+                        "function": "f",
+                        "argument": "city",
+                        "detail": "wrong value",
+                    }
+                ],
             }
         )
         rows.append(
@@ -59,3 +68,5 @@ def test_report_has_every_section(tmp_path: Path) -> None:
     ):
         assert f"<h2>{heading}</h2>" in page, heading
     assert "rgba(200,40,40,0.75)" in page  # the IAV cell of m1 is shaded by its rate
+    assert "<h2>Failed samples: patterns and evidence</h2>" in page
+    assert "IAV: call 0 f city (wrong value)" in page
