@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import harness_run
 
 
 def make_inputs(folder: Path, n: int) -> Path:
@@ -43,13 +42,7 @@ def make_inputs(folder: Path, n: int) -> Path:
 def timed_run(manifest: Path, out: Path) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one `harness run` subprocess."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "harness", "run", str(manifest), "--out", str(out), "--no-progress"],
-        check=True,
-        capture_output=True,
-    )
-    wall = time.perf_counter() - started
+    wall = harness_run(manifest, out)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return wall, max(peak, before)
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common import harness_run as timed_harness_run
 from harness_plugins.llamacpp import SCHEMA
 from harness_plugins.llamacpp_backend import LlamaCppBackend
 
@@ -150,13 +149,7 @@ def harness_run(folder: Path, n: int, max_tokens: int) -> tuple[float, list[dict
         )
     )
     out = folder / f"out{n}"
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "harness", "run", str(manifest), "--out", str(out), "--no-progress"],
-        check=True,
-        capture_output=True,
-    )
-    wall = time.perf_counter() - started
+    wall = timed_harness_run(manifest, out)
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     return wall, records
 

@@ -31,9 +31,8 @@ from harness.registry import KINDS, Catalog, Component, Factory, UnknownPlugin
 log = logging.getLogger(__name__)
 
 GROUP = "harness"
-REGISTRATION_HOOKS = {"backend": "register_backends", "task": "register_tasks"}
-REGISTRATION_HOOKS["metric"] = "register_metrics"
-REGISTRATION_HOOKS["decoder"] = "register_decoders"
+#: kind -> the hook that registers parts of that kind
+REGISTRATION_HOOKS = {kind: f"register_{kind}s" for kind in KINDS}
 
 
 @dataclass

