@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bfcl_perturb import python_cases
-from harness_plugins.bfcl import data
-from harness_plugins.bfcl.checker import check_ast
+from harness_plugins.bfcl import _data as data
+from harness_plugins.bfcl._checker import check_ast
 
 
 def bfcl_checker() -> tuple:

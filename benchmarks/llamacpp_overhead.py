@@ -30,7 +30,7 @@ from typing import Any
 
 from common import harness_run as timed_harness_run
 from harness_plugins.llamacpp import SCHEMA
-from harness_plugins.llamacpp_backend import LlamaCppBackend
+from harness_plugins.llamacpp._backend import LlamaCppBackend
 
 from harness import BuildContext, ChatRequest, GenerationParams, Message
 from harness.schema import with_defaults

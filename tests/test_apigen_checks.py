@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from conftest import needs_llama, write_jsonl
-from harness_plugins.apigen_checks import (
+from harness_plugins.apigen._checks import (
     SEMANTIC_PROMPT_VERSION,
     format_errors,
     parse_judgement,
 )
-from harness_plugins.toolsets import get_toolset
+from harness_plugins.shared.toolsets import get_toolset
 
 from harness import Backend, ChatResponse, Message, Outcome, Sample, ToolCall, hookimpl
 from harness.execute import build

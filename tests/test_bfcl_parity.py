@@ -1,4 +1,4 @@
-"""Parity of ``harness_plugins.bfcl.checker`` with BFCL's own checker (bfcl-eval 2026.3.23).
+"""Parity of ``harness_plugins.bfcl._checker`` with BFCL's own checker (bfcl-eval 2026.3.23).
 
 Every entry of the single-turn categories is scored in many variants (see ``bfcl_perturb``) by
 BFCL's ``ast_checker`` and by ours; verdicts must agree on every case, and so must the
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness_plugins.bfcl import data
-from harness_plugins.bfcl.checker import (
+from harness_plugins.bfcl import _data as data
+from harness_plugins.bfcl._checker import (
     CheckResult,
     check_ast,
     check_irrelevance,
@@ -36,7 +36,7 @@ from harness_plugins.bfcl.checker import (
     decoder_failed,
     is_function_call_list,
 )
-from harness_plugins.bfcl.typeconv import java_convert, js_convert
+from harness_plugins.bfcl._typeconv import java_convert, js_convert
 
 try:
     from . import bfcl_perturb as perturb

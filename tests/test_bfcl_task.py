@@ -12,7 +12,7 @@ from conftest import run_harness, write_jsonl
 
 pytest.importorskip("bfcl_eval", reason="BFCL data: pip install --no-deps bfcl-eval==2026.3.23")
 
-from harness_plugins.bfcl import data
+from harness_plugins.bfcl import _data as data
 
 AST = list(data.AST_CATEGORIES)
 #: BFCL entries that no answer can pass (required parameters without accepted values, or ground
@@ -133,7 +133,7 @@ def test_wrong_answers_and_prose_score_zero_with_bfcl_error_types(tmp_path: Path
 
 
 def test_prompt_is_bfcls_default_system_prompt() -> None:
-    from harness_plugins.bfcl.prompt import prompt_messages
+    from harness_plugins.bfcl._prompt import prompt_messages
 
     entry = next(data.entries("simple_python"))[0]
     messages = prompt_messages(entry["question"][0], entry["function"])

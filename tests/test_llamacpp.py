@@ -14,9 +14,15 @@ from typing import Any
 import jsonschema
 import pytest
 from conftest import LLAMA_PROBLEM, needs_llama, run_harness, write_jsonl
-from harness_plugins import llamacpp_tools as tools_lib
 from harness_plugins.efficiency import efficiency_values
-from harness_plugins.models import card_names, card_path, file_sha256, load_card, resolve_model
+from harness_plugins.llamacpp import _tools as tools_lib
+from harness_plugins.shared.models import (
+    card_names,
+    card_path,
+    file_sha256,
+    load_card,
+    resolve_model,
+)
 
 from harness import BuildContext, ChatRequest, ChatResponse, GenerationParams, Message, ToolCall
 from harness.errors import InputError
@@ -223,7 +229,7 @@ def backend():
     if PROBLEM:
         pytest.skip(PROBLEM)
     from harness_plugins.llamacpp import SCHEMA
-    from harness_plugins.llamacpp_backend import LlamaCppBackend
+    from harness_plugins.llamacpp._backend import LlamaCppBackend
 
     params = with_defaults({"model": "smollm2-135m-instruct", "n_ctx": 2048}, SCHEMA)
     built = LlamaCppBackend(params, BuildContext(id="smollm2", base_dir=Path.cwd(), seed=0))

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from conftest import HARNESS, qa_files, run_harness
 from fault_server import FaultServer
-from harness_plugins.openai_api_backend import (
+from harness_plugins.openai._backend import (
     OpenAIAPIError,
     OpenAIBackend,
     _retry_after,
     wire_messages,
 )
+from harness_plugins.shared.cache import ResponseCache, cache_key, cache_stats
 
 from harness import BuildContext, ChatRequest, GenerationParams, Message, ToolCall
-from harness.cache import ResponseCache, cache_key, cache_stats
 from harness.store import iter_records
 
 KEY = "sk-test-4f9c2a7e0d1b-DO-NOT-LEAK"

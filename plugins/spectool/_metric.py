@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import Metric, Outcome, Sample, Score
 
-from .patterns import (
+from ._patterns import (
     OTHER_UNCLASSIFIED,
     PATTERNS,
     Classification,
@@ -138,7 +138,7 @@ def task_verdict(sample: Sample, outcome: Outcome) -> tuple[bool, str] | None:
         return None
     meta = sample.metadata or {}
     if "functions" in meta and "category" in meta:
-        from harness_plugins.bfcl.task import BFCLAst
+        from harness_plugins.bfcl._task import BFCLAst
 
         result = BFCLAst.verdict(sample, outcome)
         return result.valid, result.error_type

@@ -2,7 +2,7 @@
 
 A tool set is an allow-list: one module file and the names of the functions in it that may
 run, each with a JSON-Schema parameter spec (``{"name", "description", "parameters"}``) so a
-task can offer it as an OpenAI tool. The sandbox (:mod:`harness_plugins.sandbox`) looks a
+task can offer it as an OpenAI tool. The sandbox (:mod:`harness_plugins.shared.sandbox`) looks a
 model's function name up here and nowhere else: a name that is not registered never reaches
 ``import`` or ``getattr``.
 

@@ -33,9 +33,9 @@ from harness import (
 )
 from harness.decoding import decode_outcome, load_decoder
 
-from . import data
-from .checker import CheckResult, check_ast, check_irrelevance, check_relevance, decoder_failed
-from .prompt import openai_tool, prompt_messages
+from . import _data as data
+from ._checker import CheckResult, check_ast, check_irrelevance, check_relevance, decoder_failed
+from ._prompt import openai_tool, prompt_messages
 
 MODES = ("prompt", "native", "constrained")
 DEFAULT_DECODER = {"prompt": "python_calls", "native": "openai_tool_calls"}

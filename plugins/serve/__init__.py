@@ -1,6 +1,6 @@
 """``harness serve``: any configured backend as an OpenAI-compatible chat-completions server.
 
-Hooks only (cheap to import): aiohttp and the server live in :mod:`harness_plugins.serve_app`,
+Hooks only (cheap to import): aiohttp and the server live in :mod:`harness_plugins.serve._app`,
 imported when the command runs. The backend comes from a run manifest (its ``backends``
 list, ``--backend`` picks one by id) or from ``--gguf PATH_OR_CARD``, which builds a
 ``llamacpp`` backend without a manifest. See ``docs/serve.md``.
@@ -118,7 +118,7 @@ def serve(
 
 
 def _run(backend: Any, model: str, host: str, port: int, tool_mode: str) -> None:
-    from harness_plugins.serve_app import run_server
+    from harness_plugins.serve._app import run_server
 
     def ready(url: str) -> None:
         click.echo(f"harness serve: backend {model!r} at {url} (Ctrl-C stops)", nl=True)

@@ -35,12 +35,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from harness_plugins.efficiency import peak_rss_mb
+from harness_plugins.shared.models import ResolvedModel, resolve_model
+
 from harness import Backend, BuildContext, ChatRequest, ChatResponse, Message, ToolCall
 from harness.errors import InputError
 
-from . import llamacpp_tools as tools_lib
-from .efficiency import peak_rss_mb
-from .models import ResolvedModel, resolve_model
+from . import _tools as tools_lib
 
 try:
     import llama_cpp

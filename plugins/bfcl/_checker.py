@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, cast
 
-from .typeconv import JAVA_TYPES, JS_TYPES, NESTED_CONVERSION_TYPES, java_convert, js_convert
+from ._typeconv import JAVA_TYPES, JS_TYPES, NESTED_CONVERSION_TYPES, java_convert, js_convert
 
 Language = Literal["python", "java", "javascript"]
 Matching = Literal["greedy", "optimal"]

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.toolsets import TOOLSETS
+from harness_plugins.shared.toolsets import TOOLSETS
 
 AUGMENTATIONS = ("seed", "constraint", "paraphrase", "irrelevant", "multi_call", "similar_names")
 #: BFCL argument names -> our tool sets' names (same meaning, different spelling).
@@ -91,7 +91,7 @@ def _map_call(name: str, args: dict[str, Any], index: dict) -> tuple[str, dict] 
 
 
 def bfcl_seeds(categories: tuple[str, ...] = ("simple_python", "parallel")) -> list[Probe]:
-    from harness_plugins.bfcl import data
+    from harness_plugins.bfcl import _data as data
 
     index, probes = _function_index(), []
     for category in categories:

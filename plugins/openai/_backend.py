@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from harness_plugins.shared.cache import ResponseCache, cache_key, default_cache_path
 
 from harness import Backend, BuildContext, ChatRequest, ChatResponse, Message, ToolCall
-from harness.cache import ResponseCache, cache_key, default_cache_path
 
 log = logging.getLogger("harness.openai")
 

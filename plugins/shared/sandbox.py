@@ -1,7 +1,7 @@
 """Run one model-chosen function call in an isolated child process.
 
 Model output is untrusted data. A call runs only when its name is a function registered in a
-tool set (:mod:`harness_plugins.toolsets`, an allow-list); the name is looked up there and
+tool set (:mod:`harness_plugins.shared.toolsets`, an allow-list); the name is looked up there and
 never imported or evaluated. Arguments are JSON data: checked for size and depth, validated
 against the function's JSON-Schema parameters, then sent to the child as JSON on stdin
 (``json.dumps`` in, ``json.loads`` out; never ``eval`` or ``pickle``).
@@ -162,7 +162,7 @@ def run_call(
     raises ``KeyError``). Returns an :class:`ExecResult`."""
     import time
 
-    from harness_plugins.toolsets import get_toolset
+    from harness_plugins.shared.toolsets import get_toolset
 
     tools = get_toolset(toolset)
     spec = tools.spec(name) if isinstance(name, str) else None

@@ -1,7 +1,7 @@
 """Backend ``openai``: any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp's
 server, Ollama, LM Studio, ``harness serve``), and the ``harness cache`` command.
 
-Hooks only (cheap to import): the backend lives in :mod:`harness_plugins.openai_api_backend`
+Hooks only (cheap to import): the backend lives in :mod:`harness_plugins.openai._backend`
 and imports ``aiohttp`` when a manifest uses it. ``api_key`` is normally ``${SOME_ENV}``; its value
 is sent as ``Authorization: Bearer ...`` and never written to a run directory, a log or an
 error message.
@@ -124,7 +124,7 @@ SCHEMA: dict[str, Any] = {
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    register("openai", "harness_plugins.openai_api_backend:OpenAIBackend", schema=SCHEMA)
+    register("openai", "harness_plugins.openai._backend:OpenAIBackend", schema=SCHEMA)
 
 
 @hookimpl
@@ -147,7 +147,7 @@ def register_commands(cli: Any) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
     def info(path: str | None, as_json: bool) -> None:
         """Print the cache's location, number of entries and size on disk."""
-        from harness.cache import cache_stats
+        from harness_plugins.shared.cache import cache_stats
 
         stats = cache_stats(path)
         if as_json:
@@ -161,7 +161,7 @@ def register_commands(cli: Any) -> None:
     @path_option
     def clear(path: str | None) -> None:
         """Delete every cached response (the next run asks the servers again)."""
-        from harness.cache import clear_cache, default_cache_path
+        from harness_plugins.shared.cache import clear_cache, default_cache_path
 
         removed = clear_cache(path)
         click.echo(

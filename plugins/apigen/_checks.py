@@ -12,7 +12,7 @@ samples it applied to, and the labels say why the others were skipped.
 Which functions count as offered: ``sample.metadata["tools"]`` (APIGen specs, as the
 ``apigen`` task sets them), else ``sample.tools`` (OpenAI tools), else the tool set's specs.
 Which tool set executes the calls: ``sample.metadata["toolset"]``, else the metric's
-``toolset`` parameter. Calls run only through :func:`harness_plugins.sandbox.run_call`.
+``toolset`` parameter. Calls run only through :func:`harness_plugins.shared.sandbox.run_call`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from harness_plugins.shared.sandbox import check_arguments, data_problem, run_call
+from harness_plugins.shared.toolsets import get_toolset
 
 from harness import (
     BuildContext,
@@ -36,9 +39,6 @@ from harness import (
     hookimpl,
 )
 from harness.errors import HarnessError
-
-from .sandbox import check_arguments, data_problem, run_call
-from .toolsets import get_toolset
 
 SEMANTIC_PROMPT_VERSION = "apigen-semantic/1"
 SEMANTIC_PROMPT = """\
@@ -77,7 +77,7 @@ RUN_SCHEMA = {
     "toolset": {
         "type": "string",
         "description": "Tool set that executes the calls when a sample names none "
-        "(sample.metadata['toolset'] wins); see harness_plugins.toolsets.",
+        "(sample.metadata['toolset'] wins); see harness_plugins.shared.toolsets.",
     },
     "timeout_s": {
         "type": "number",
@@ -101,7 +101,7 @@ RUN_SCHEMA = {
 
 def offered_functions(sample: Sample, toolset: str | None) -> dict[str, dict[str, Any]]:
     """Function name -> JSON-Schema ``parameters`` of what the sample offered the model."""
-    from .apigen import openai_tool
+    from harness_plugins.apigen import openai_tool
 
     if sample.metadata.get("tools"):
         specs = [openai_tool(t)["function"] for t in sample.metadata["tools"]]
@@ -427,7 +427,7 @@ SEMANTIC_SCHEMA = {
 def register_metrics(register: Any) -> None:
     register(
         "apigen_format",
-        "harness_plugins.apigen_checks:APIGenFormat",
+        "harness_plugins.apigen._checks:APIGenFormat",
         schema={
             "description": "APIGen stage 1: decodes, known names, required arguments, types.",
             "properties": {"toolset": RUN_SCHEMA["toolset"]},
@@ -435,12 +435,12 @@ def register_metrics(register: Any) -> None:
     )
     register(
         "apigen_execution",
-        "harness_plugins.apigen_checks:APIGenExecution",
+        "harness_plugins.apigen._checks:APIGenExecution",
         schema={
             "description": "APIGen stage 2: the calls run in the sandbox without error.",
             "properties": dict(RUN_SCHEMA),
         },
     )
     register(
-        "apigen_semantic", "harness_plugins.apigen_checks:APIGenSemantic", schema=SEMANTIC_SCHEMA
+        "apigen_semantic", "harness_plugins.apigen._checks:APIGenSemantic", schema=SEMANTIC_SCHEMA
     )
