@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from common import harness_run as timed_harness_run
-from harness_plugins.llamacpp import SCHEMA
+from harness_plugins.llamacpp import LlamaCppParams
 from harness_plugins.llamacpp._backend import LlamaCppBackend
 
-from harness import BuildContext, ChatRequest, GenerationParams, Message
-from harness.schema import with_defaults
+from harness import BuildContext
+from harness import ChatRequest
+from harness import GenerationParams
+from harness import Message
 
 MODEL = "smollm2-135m-instruct"
 SYSTEM = "You are a storyteller. Write long, detailed answers."
@@ -165,7 +167,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    params = with_defaults({"model": MODEL, "n_ctx": 1024}, SCHEMA)
+    params = LlamaCppParams(model=MODEL, n_ctx=1024)
     backend = LlamaCppBackend(params, BuildContext(id="bench", base_dir=Path.cwd(), seed=0))
     info = backend.info()
     print(

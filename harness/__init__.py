@@ -1,26 +1,100 @@
 """harness: a plugin-based evaluation harness for language models that act.
 
-The public surface is small: the hook marker for plugins, the records that cross plugin
-boundaries, the base classes of the three kinds of part, and the functions that load
-manifests, run them and read results back.
+The public surface is this module and nothing else (``harness.testing`` adds pytest
+fixtures): the hook marker and the registration callback for plugins, the parameter
+declaration, the records that cross plugin boundaries, the base classes of each kind of part,
+the events lifecycle hooks receive, and the functions that load manifests, run them and read
+results back. Modules whose names start with ``_`` are private.
+
+>>> from harness import load_manifest, run_manifest, load_results
+>>> result = run_manifest(load_manifest("my.yaml"), out="runs/try")  # doctest: +SKIP
+>>> load_results([result.run_dir])  # doctest: +SKIP
 """
 
-from harness.decoding import DecodeError, Decoder
-from harness.errors import HarnessError, InputError, ManifestError, PluginError
-from harness.hookspecs import hookimpl
-from harness.interfaces import Backend, BuildContext, Metric, Task
-from harness.records import (
-    ChatRequest,
-    ChatResponse,
-    GenerationParams,
-    Message,
-    Outcome,
-    RunInfo,
-    Sample,
-    SampleRecord,
-    Score,
-    ToolCall,
-)
+from harness import _compat
+from harness._errors import HarnessError
+from harness._errors import InputError
+from harness._errors import ManifestError
+from harness._errors import PluginError
+from harness._hookspecs import hookimpl
+from harness._manifest import Entry
+from harness._manifest import Manifest
+from harness._manifest import load_manifest
+from harness._parts import Backend
+from harness._parts import BuildContext
+from harness._parts import DecodeError
+from harness._parts import Decoder
+from harness._parts import Metric
+from harness._parts import Task
+from harness._plugins import PluginHost
+from harness._plugins import Register
+from harness._records import ChatRequest
+from harness._records import ChatResponse
+from harness._records import GenerationParams
+from harness._records import Message
+from harness._records import Outcome
+from harness._records import ReportSection
+from harness._records import RunEnded
+from harness._records import RunInfo
+from harness._records import RunStarted
+from harness._records import Sample
+from harness._records import SampleFinished
+from harness._records import SampleRecord
+from harness._records import Score
+from harness._records import ToolCall
+from harness._results import RunView
+from harness._results import load_results
+from harness._results import load_samples
+from harness._run import RunResult
+from harness._run import run_manifest
+from harness._schema import Params
+from harness._schema import param
+
+#: The public names by theme, in the order ``docs/api.md`` presents them.
+API_GROUPS: dict[str, list[str]] = {
+    "Running and reading runs": [
+        "load_manifest",
+        "run_manifest",
+        "load_results",
+        "load_samples",
+        "Manifest",
+        "Entry",
+        "RunResult",
+    ],
+    "Writing plugins": [
+        "hookimpl",
+        "Register",
+        "PluginHost",
+        "Params",
+        "param",
+        "BuildContext",
+        "Backend",
+        "Task",
+        "Metric",
+        "Decoder",
+        "DecodeError",
+    ],
+    "Records that cross plugin boundaries": [
+        "Message",
+        "ToolCall",
+        "GenerationParams",
+        "ChatRequest",
+        "ChatResponse",
+        "Sample",
+        "Outcome",
+        "Score",
+        "SampleRecord",
+    ],
+    "Lifecycle events and the report": [
+        "RunInfo",
+        "RunStarted",
+        "SampleFinished",
+        "RunEnded",
+        "RunView",
+        "ReportSection",
+    ],
+    "Errors": ["HarnessError", "ManifestError", "PluginError", "InputError"],
+}
 
 __all__ = [
     "Backend",
@@ -29,19 +103,37 @@ __all__ = [
     "ChatResponse",
     "DecodeError",
     "Decoder",
+    "Entry",
     "GenerationParams",
     "HarnessError",
     "InputError",
+    "Manifest",
     "ManifestError",
     "Message",
     "Metric",
     "Outcome",
+    "Params",
     "PluginError",
+    "PluginHost",
+    "Register",
+    "ReportSection",
+    "RunEnded",
     "RunInfo",
+    "RunResult",
+    "RunStarted",
+    "RunView",
     "Sample",
+    "SampleFinished",
     "SampleRecord",
     "Score",
     "Task",
     "ToolCall",
     "hookimpl",
+    "load_manifest",
+    "load_results",
+    "load_samples",
+    "param",
+    "run_manifest",
 ]
+
+_compat.install()

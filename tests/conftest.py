@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from harness.plugins import PluginHost, reset_host
+from harness._plugins import PluginHost
+from harness.testing import write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_PKG = REPO / "tests" / "plugin_pkg"
@@ -25,13 +25,10 @@ HARNESS = [sys.executable, "-m", "harness"]
 
 
 @pytest.fixture
-def host() -> Iterator[PluginHost]:
-    """A plugin host with the installed entry points; the CLI in this process uses it too."""
-    fresh = PluginHost()
-    fresh.load_entrypoints()
-    reset_host(fresh)
-    yield fresh
-    reset_host(None)
+def host(harness_host: PluginHost) -> PluginHost:
+    """``harness.testing``'s host: the installed entry points plus the ``scripted`` backend;
+    the CLI in this process uses it too."""
+    return harness_host
 
 
 @pytest.fixture
@@ -45,11 +42,6 @@ def write_manifest(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def qa_files(folder: Path, n: int, answer_every: int = 1) -> tuple[Path, Path]:

@@ -26,7 +26,8 @@ import json
 import re
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 from aiohttp import web

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_harness, write_jsonl
+from conftest import run_harness
+from conftest import write_jsonl
 
 TOOLS = [
     {

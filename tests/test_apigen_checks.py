@@ -8,18 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_llama, write_jsonl
-from harness_plugins.apigen._checks import (
-    SEMANTIC_PROMPT_VERSION,
-    format_errors,
-    parse_judgement,
-)
+from conftest import needs_llama
+from conftest import write_jsonl
+from harness_plugins.apigen._checks import SEMANTIC_PROMPT_VERSION
+from harness_plugins.apigen._checks import format_errors
+from harness_plugins.apigen._checks import parse_judgement
 from harness_plugins.shared.toolsets import get_toolset
 
-from harness import Backend, ChatResponse, Message, Outcome, Sample, ToolCall, hookimpl
-from harness.execute import build
-from harness.manifest import Entry, load_manifest
-from harness.runner import run_manifest
+from harness import Backend
+from harness import ChatResponse
+from harness import Message
+from harness import Outcome
+from harness import Sample
+from harness import ToolCall
+from harness import hookimpl
+from harness._manifest import Entry
+from harness._manifest import load_manifest
+from harness._parts import Builder
+from harness._run import run_manifest
 
 WEATHER_TOOLS = get_toolset("weather").apigen_tools()
 MATH_TOOLS = get_toolset("math_tools").apigen_tools()
@@ -37,7 +43,9 @@ def outcome(*calls: tuple[str, dict]) -> Outcome:
 
 
 def metric(host, kind: str, **params: Any) -> Any:
-    return build(host, Entry("metric", kind, kind, params, {"type": kind}), Path("."), 0)
+    return Builder(host, Path("."), 0).build_entry(
+        Entry("metric", kind, kind, params, {"type": kind})
+    )
 
 
 PARIS = sample("s1", "What is the weather in Paris?", WEATHER_TOOLS, "weather")

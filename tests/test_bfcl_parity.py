@@ -19,24 +19,25 @@ import sys
 import time
 import types
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness_plugins.bfcl import _data as data
-from harness_plugins.bfcl._checker import (
-    CheckResult,
-    check_ast,
-    check_irrelevance,
-    check_relevance,
-    check_relevance_category,
-    decoder_failed,
-    is_function_call_list,
-)
-from harness_plugins.bfcl._typeconv import java_convert, js_convert
+from harness_plugins.bfcl._checker import CheckResult
+from harness_plugins.bfcl._checker import check_ast
+from harness_plugins.bfcl._checker import check_irrelevance
+from harness_plugins.bfcl._checker import check_relevance
+from harness_plugins.bfcl._checker import check_relevance_category
+from harness_plugins.bfcl._checker import decoder_failed
+from harness_plugins.bfcl._checker import is_function_call_list
+from harness_plugins.bfcl._typeconv import java_convert
+from harness_plugins.bfcl._typeconv import js_convert
 
 try:
     from . import bfcl_perturb as perturb
@@ -58,12 +59,11 @@ def bfcl() -> types.SimpleNamespace:
     saved = sys.modules.get(key)
     sys.modules[key] = _model_config_stub()
     try:
-        from bfcl_eval.constants.enums import Language, ReturnFormat
+        from bfcl_eval.constants.enums import Language
+        from bfcl_eval.constants.enums import ReturnFormat
         from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
-        from bfcl_eval.eval_checker.ast_eval.type_convertor import (
-            java_type_converter,
-            js_type_converter,
-        )
+        from bfcl_eval.eval_checker.ast_eval.type_convertor import java_type_converter
+        from bfcl_eval.eval_checker.ast_eval.type_convertor import js_type_converter
         from bfcl_eval.utils import is_empty_output
     finally:
         if saved is None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from bfcl_perturb import ground_truth_calls
-from conftest import run_harness, write_jsonl
+from conftest import run_harness
+from conftest import write_jsonl
 
 pytest.importorskip("bfcl_eval", reason="BFCL data: pip install --no-deps bfcl-eval==2026.3.23")
 

@@ -7,15 +7,27 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import qa_files, qa_manifest, run_harness
+from conftest import qa_files
+from conftest import qa_manifest
+from conftest import run_harness
 
-from harness.errors import ManifestError
-from harness.execute import WorkUnit
-from harness.manifest import Entry, apply_overrides, expand_env, load_manifest, parse_key
-from harness.records import ChatRequest, Message, ToolCall
-from harness.results import load_results, load_samples
-from harness.runner import run_manifest
-from harness.store import SampleWriter, finished_keys, iter_records, repair_tail
+from harness._errors import ManifestError
+from harness._manifest import Entry
+from harness._manifest import apply_overrides
+from harness._manifest import expand_env
+from harness._manifest import load_manifest
+from harness._manifest import parse_key
+from harness._play import WorkUnit
+from harness._records import ChatRequest
+from harness._records import Message
+from harness._records import ToolCall
+from harness._results import load_results
+from harness._results import load_samples
+from harness._run import run_manifest
+from harness._store import SampleWriter
+from harness._store import finished_keys
+from harness._store import iter_records
+from harness._store import repair_tail
 
 
 @pytest.mark.parametrize(
@@ -149,7 +161,8 @@ def test_load_manifest_collects_problems(tmp_path: Path, host) -> None:
 
 
 def test_non_binary_metrics_get_median_and_percentiles(tmp_path: Path) -> None:
-    from harness.results import aggregate_frame, results_document
+    from harness._results import aggregate_frame
+    from harness._results import results_document
 
     records = [
         {

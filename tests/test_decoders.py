@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from harness import DecodeError, ToolCall
-from harness.decoding import load_decoder
+from harness import DecodeError
+from harness import ToolCall
+from harness._parts import Builder
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +18,7 @@ def _host(host):
 
 
 def decode(name: str, text: str | None, tool_calls=None) -> list[ToolCall]:
-    return load_decoder(name).decode(text, tool_calls)
+    return Builder().build("decoder", name).decode(text, tool_calls)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import hookspecs
-from harness.plugins import PluginHost
-from harness.schemadoc import builtin_reference
+from harness import _hookspecs as hookspecs
+from harness._docgen import builtin_reference
+from harness._plugins import PluginHost
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOKS = sorted(

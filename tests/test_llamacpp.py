@@ -13,21 +13,26 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import LLAMA_PROBLEM, needs_llama, run_harness, write_jsonl
-from harness_plugins.efficiency import efficiency_values
+from conftest import LLAMA_PROBLEM
+from conftest import needs_llama
+from conftest import run_harness
+from conftest import write_jsonl
+from harness_plugins.efficiency._metric import efficiency_values
 from harness_plugins.llamacpp import _tools as tools_lib
-from harness_plugins.shared.models import (
-    card_names,
-    card_path,
-    file_sha256,
-    load_card,
-    resolve_model,
-)
+from harness_plugins.shared.models import card_names
+from harness_plugins.shared.models import card_path
+from harness_plugins.shared.models import file_sha256
+from harness_plugins.shared.models import load_card
+from harness_plugins.shared.models import resolve_model
 
-from harness import BuildContext, ChatRequest, ChatResponse, GenerationParams, Message, ToolCall
-from harness.errors import InputError
-from harness.schema import with_defaults
-from harness.store import iter_records
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import GenerationParams
+from harness import Message
+from harness import ToolCall
+from harness._errors import InputError
+from harness._store import iter_records
 
 PROBLEM = LLAMA_PROBLEM
 
@@ -228,10 +233,10 @@ def backend():
     """One SmolLM2 backend for the module's in-process tests (loading takes ~0.2 s)."""
     if PROBLEM:
         pytest.skip(PROBLEM)
-    from harness_plugins.llamacpp import SCHEMA
+    from harness_plugins.llamacpp import LlamaCppParams
     from harness_plugins.llamacpp._backend import LlamaCppBackend
 
-    params = with_defaults({"model": "smollm2-135m-instruct", "n_ctx": 2048}, SCHEMA)
+    params = LlamaCppParams(model="smollm2-135m-instruct", n_ctx=2048)
     built = LlamaCppBackend(params, BuildContext(id="smollm2", base_dir=Path.cwd(), seed=0))
     yield built
     built.close()

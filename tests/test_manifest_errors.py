@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import qa_files, run_harness
+from conftest import qa_files
+from conftest import run_harness
 
 GOOD_BACKEND = "  - type: replay\n    path: replay.jsonl\n"
 GOOD_TASK = "  - type: qa\n    path: qa.jsonl\n"

@@ -19,18 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HARNESS, qa_files, run_harness
+from conftest import HARNESS
+from conftest import qa_files
+from conftest import run_harness
 from fault_server import FaultServer
-from harness_plugins.openai._backend import (
-    OpenAIAPIError,
-    OpenAIBackend,
-    _retry_after,
-    wire_messages,
-)
-from harness_plugins.shared.cache import ResponseCache, cache_key, cache_stats
+from harness_plugins.openai import OpenAIParams
+from harness_plugins.openai._backend import OpenAIAPIError
+from harness_plugins.openai._backend import OpenAIBackend
+from harness_plugins.openai._backend import _retry_after
+from harness_plugins.openai._backend import wire_messages
+from harness_plugins.shared.cache import ResponseCache
+from harness_plugins.shared.cache import cache_key
+from harness_plugins.shared.cache import cache_stats
 
-from harness import BuildContext, ChatRequest, GenerationParams, Message, ToolCall
-from harness.store import iter_records
+from harness import BuildContext
+from harness import ChatRequest
+from harness import GenerationParams
+from harness import Message
+from harness import ToolCall
+from harness._store import iter_records
 
 KEY = "sk-test-4f9c2a7e0d1b-DO-NOT-LEAK"
 TOOLS = ({"type": "function", "function": {"name": "answer", "parameters": {"type": "object"}}},)
@@ -81,7 +88,7 @@ def records(run_dir: Path) -> list[dict[str, Any]]:
 def make_backend(srv: FaultServer, tmp_path: Path, **params: Any) -> OpenAIBackend:
     entry = backend_entry(srv, api_key=KEY, cache_path=str(tmp_path / "c.sqlite")) | params
     entry.pop("type")
-    return OpenAIBackend(entry, BuildContext(id="openai", base_dir=tmp_path))
+    return OpenAIBackend(OpenAIParams(**entry), BuildContext(id="openai", base_dir=tmp_path))
 
 
 def ask(content: str, **kw: Any) -> ChatRequest:
@@ -269,7 +276,7 @@ def test_modes_decide_what_is_sent_and_tool_calls_are_parsed(
         assert "tools" not in server.bodies["q4?"] and prompt.text == "4"
         server.script["q5?"] = ["bad_tool"]
         bad = backend.chat(ask("q5?", tools=TOOLS, mode="native"))
-        assert bad.tool_calls is None and "JSONDecodeError" in bad.extra["tool_call_error"]
+        assert bad.tool_calls is None and "not valid JSON" in bad.extra["tool_call_error"]
         params = GenerationParams(max_tokens=7, temperature=0.5, top_p=0.9, stop=("\n",), seed=3)
         backend.chat(ask("q6?", params=params))
         sent = server.bodies["q6?"]

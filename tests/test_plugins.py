@@ -12,9 +12,9 @@ import pytest
 from conftest import run_harness
 
 from harness import hookimpl
-from harness.errors import PluginError
-from harness.plugins import PluginHost
-from harness.registry import UnknownPlugin
+from harness._errors import PluginError
+from harness._plugins import PluginHost
+from harness._plugins import UnknownPlugin
 
 BUILTINS = {("replay", "backend"), ("qa", "task"), ("exact_match", "metric")}
 
@@ -67,6 +67,37 @@ def test_manifest_using_the_example_plugin_runs(tmp_path: Path, example_plugin: 
         json.loads((tmp_path / "o" / "example-plugin-hook.json").read_text())["status"]
         == "finished"
     )
+
+
+def test_a_0_1_plugin_validates_runs_resumes_and_compares_unchanged(
+    tmp_path: Path, example_plugin: Path
+) -> None:
+    """The example package is written against 0.1's documented API (JSON Schema parameters,
+    dict params, a positional lifecycle hook): every command still works with it."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "name: ex\nbackends:\n  - type: calculator\n    wrong_every: 4\n"
+        "tasks:\n  - type: addition\n    count: 12\n"
+    )
+    env = {"PYTHONPATH": str(example_plugin)}
+    check = run_harness("validate", str(manifest), env=env)
+    assert check.returncode == 0 and "valid" in check.stdout, check.stderr
+    first = run_harness("run", str(manifest), "--out", str(tmp_path / "a"), "--limit", "5", env=env)
+    assert first.returncode == 0 and "5 sample(s) played, 0 already done" in first.stdout
+    resumed = run_harness("run", str(manifest), "--out", str(tmp_path / "a"), env=env)
+    assert resumed.returncode == 0 and "7 sample(s) played, 5 already done" in resumed.stdout
+    # the calculator counts its calls, so b is played in the same two steps as a
+    run_harness("run", str(manifest), "--out", str(tmp_path / "b"), "--limit", "5", env=env)
+    other = run_harness("run", str(manifest), "--out", str(tmp_path / "b"), env=env)
+    assert other.returncode == 0, other.stderr
+    same = [(tmp_path / d / "results.json").read_text() for d in "ab"]
+    assert json.loads(same[0])["results"] == json.loads(same[1])["results"]
+    compared = run_harness("compare", str(tmp_path / "a"), str(tmp_path / "b"), env=env)
+    assert compared.returncode == 0, compared.stderr
+    assert "a/calculator" in compared.stdout and "b/calculator" in compared.stdout
+    assert "0.8333" in compared.stdout  # 10 of 12: every 4th call of each step is wrong
+    for result in (check, first, resumed, other, compared):
+        assert "DeprecationWarning" not in result.stderr
 
 
 def test_disable_env_blocks_a_plugin(example_plugin: Path) -> None:
@@ -137,10 +168,11 @@ def test_check_pending_rejects_misspelled_hooks() -> None:
 
 
 def test_lifecycle_hooks_receive_records(tmp_path: Path, host: PluginHost) -> None:
-    from conftest import qa_files, qa_manifest
+    from conftest import qa_files
+    from conftest import qa_manifest
 
-    from harness.manifest import load_manifest
-    from harness.runner import run_manifest
+    from harness._manifest import load_manifest
+    from harness._run import run_manifest
 
     seen: dict[str, list] = {"start": [], "sample": [], "end": []}
     plugin = _plugin(

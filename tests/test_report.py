@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.report import label_counts, render_report
+from harness_plugins.bfcl._report import error_type_counts
+from harness_plugins.spectool._report import pattern_rates
+
+from harness._report import render_report
+from harness._store import iter_records
 
 
 def write_records(run_dir: Path) -> None:
@@ -48,7 +52,8 @@ def write_records(run_dir: Path) -> None:
 
 def test_label_counts_and_profile(tmp_path: Path) -> None:
     write_records(tmp_path)
-    types, rates = label_counts(tmp_path)
+    types = error_type_counts(iter_records(tmp_path / "samples.jsonl"))
+    rates = pattern_rates(iter_records(tmp_path / "samples.jsonl"))
     assert types.loc[("bfcl", "value_error:string"), "m1"] == 3
     assert types.loc[("bfcl", "ast_decoder:decoder_failed"), "m2"] == 4
     assert rates.loc[("bfcl", "IAV"), "m1"] == 0.75

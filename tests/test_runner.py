@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HARNESS, qa_files, qa_manifest, run_harness, write_jsonl
+from conftest import HARNESS
+from conftest import qa_files
+from conftest import qa_manifest
+from conftest import run_harness
+from conftest import write_jsonl
 
-from harness.manifest import load_manifest
-from harness.runner import run_manifest
-from harness.store import iter_records
+from harness._manifest import load_manifest
+from harness._run import run_manifest
+from harness._store import iter_records
 
 
 def lines(path: Path) -> list[dict]:

@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 from harness_plugins.shared import sandbox
 from harness_plugins.shared.sandbox import run_call
-from harness_plugins.shared.toolsets import (
-    TOOLSETS,
-    ToolSet,
-    get_toolset,
-    register_toolset,
-    unregister_toolset,
-)
+from harness_plugins.shared.toolsets import TOOLSETS
+from harness_plugins.shared.toolsets import ToolSet
+from harness_plugins.shared.toolsets import get_toolset
+from harness_plugins.shared.toolsets import register_toolset
+from harness_plugins.shared.toolsets import unregister_toolset
 
 IS_ROOT = os.geteuid() == 0
 

@@ -26,11 +26,21 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import HARNESS, needs_llama, write_jsonl
+from conftest import HARNESS
+from conftest import needs_llama
+from conftest import write_jsonl
 from harness_plugins.serve import is_loopback
-from harness_plugins.serve._app import BadRequest, Server, chat_request, create_app, start
+from harness_plugins.serve._app import BadRequest
+from harness_plugins.serve._app import Server
+from harness_plugins.serve._app import chat_request
+from harness_plugins.serve._app import create_app
+from harness_plugins.serve._app import start
 
-from harness import Backend, BuildContext, ChatRequest, ChatResponse, ToolCall
+from harness import Backend
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import ToolCall
 
 URL = re.compile(r"http://\S+/v1")
 WEATHER = {

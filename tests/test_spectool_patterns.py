@@ -8,24 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_harness, write_jsonl
-from harness_plugins.spectool._metric import SpecTool, SpecToolCompat
-from harness_plugins.spectool._patterns import (
-    PATTERNS,
-    Classification,
-    Step,
-    calls_from_any,
-    classify,
-    classify_trajectory,
-    compat_scores,
-    expected_from_any,
-    expected_from_paper,
-    functions_from_any,
-    steps_from_any,
-)
+from conftest import run_harness
+from conftest import write_jsonl
+from harness_plugins.spectool import SpecToolCompatParams
+from harness_plugins.spectool import SpecToolParams
+from harness_plugins.spectool._metric import SpecTool
+from harness_plugins.spectool._metric import SpecToolCompat
+from harness_plugins.spectool._patterns import PATTERNS
+from harness_plugins.spectool._patterns import Classification
+from harness_plugins.spectool._patterns import Step
+from harness_plugins.spectool._patterns import calls_from_any
+from harness_plugins.spectool._patterns import classify
+from harness_plugins.spectool._patterns import classify_trajectory
+from harness_plugins.spectool._patterns import compat_scores
+from harness_plugins.spectool._patterns import expected_from_any
+from harness_plugins.spectool._patterns import expected_from_paper
+from harness_plugins.spectool._patterns import functions_from_any
+from harness_plugins.spectool._patterns import steps_from_any
 
-from harness import Outcome, Sample, ToolCall
-from harness.interfaces import BuildContext
+from harness import Outcome
+from harness import Params
+from harness import Sample
+from harness import ToolCall
+from harness._parts import BuildContext
 
 LABELLED = Path(__file__).parent / "data" / "spectool_labelled.jsonl"
 
@@ -204,8 +209,8 @@ APIGEN_TOOLS = [
 ]
 
 
-def _metric(cls: type, metric_id: str) -> Any:
-    return cls({}, BuildContext(id=metric_id, base_dir=Path.cwd()))
+def _metric(cls: type, params: Params, metric_id: str) -> Any:
+    return cls(params, BuildContext(id=metric_id, base_dir=Path.cwd()))
 
 
 def test_metric_on_apigen_samples_uses_the_task_verdict() -> None:
@@ -215,7 +220,7 @@ def test_metric_on_apigen_samples_uses_the_task_verdict() -> None:
         target=[{"name": "is_prime", "arguments": {"n": 97}}],
         metadata={"tools": APIGEN_TOOLS},
     )
-    metric = _metric(SpecTool, "spectool")
+    metric = _metric(SpecTool, SpecToolParams(), "spectool")
     right = metric.score(sample, Outcome(output="", calls=(ToolCall("is_prime", {"n": 97}),)))
     assert right.labels["patterns"] == [] and right.values["patterns_any"] == 0.0
     wrong = metric.score(sample, Outcome(output="", calls=(ToolCall("is_prime", {"n": "97"}),)))
@@ -225,7 +230,7 @@ def test_metric_on_apigen_samples_uses_the_task_verdict() -> None:
     assert evidence["call_index"] == 0 and evidence["argument"] == "n"
     failed = metric.score(sample, Outcome(output="{", calls=None, fields={"decode_error": "x"}))
     assert failed.labels["patterns"] == ["IFE"] and "IAT_per_call" not in failed.values
-    compat = _metric(SpecToolCompat, "spectool-compat").score(
+    compat = _metric(SpecToolCompat, SpecToolCompatParams(), "spectool-compat").score(
         sample, Outcome(output="", calls=(ToolCall("is_prime", {"n": 97}),))
     )
     assert compat.values["compat_IAC"] == 1.0 and compat.values["compat_IAT"] == 1.0
@@ -242,7 +247,7 @@ def test_metric_reads_a_trajectory_from_outcome_fields() -> None:
         {"calls": [{"name": "search_movies", "arguments": {"query": "Dune"}}], "executed": True},
         {"calls": [{"name": "search_movies", "arguments": {"query": "Dune"}}], "executed": True},
     ]
-    score = _metric(SpecTool, "spectool").score(
+    score = _metric(SpecTool, SpecToolParams(), "spectool").score(
         sample, Outcome(output=None, fields={"trajectory": trajectory})
     )
     assert score.labels["patterns"] == ["RAC"]

@@ -9,14 +9,20 @@ from pathlib import Path
 import pytest
 from conftest import needs_llama
 
-from harness import Backend, ChatResponse, ToolCall, hookimpl
-from harness.manifest import load_manifest
-from harness.runner import run_manifest
-from harness.store import iter_records
+from harness import Backend
+from harness import ChatResponse
+from harness import ToolCall
+from harness import hookimpl
+from harness._manifest import load_manifest
+from harness._run import run_manifest
+from harness._store import iter_records
 
 pytest.importorskip("bfcl_eval", reason="BFCL data: pip install --no-deps bfcl-eval==2026.3.23")
 
-from harness_plugins.spectool._probes import AUGMENTATIONS, apigen_seeds, augment, bfcl_seeds
+from harness_plugins.spectool._probes import AUGMENTATIONS
+from harness_plugins.spectool._probes import apigen_seeds
+from harness_plugins.spectool._probes import augment
+from harness_plugins.spectool._probes import bfcl_seeds
 
 PROBES = {p.id: p for p in augment(bfcl_seeds() + apigen_seeds(), AUGMENTATIONS)}
 

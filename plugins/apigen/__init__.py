@@ -1,298 +1,125 @@
-"""Task ``apigen`` and metric ``apigen_match``: function calling over an APIGen-format file.
-
-The file is the record format of APIGen's released data (``xlam-function-calling-60k``): a JSON
-array (or JSON Lines) of ``{"id", "query", "tools", "answers"}``, where ``tools`` and
-``answers`` are JSON-encoded strings (lists are accepted too). Tool parameters are a flat map
-``name -> {"description", "type", "default"}`` with Python-style type names (``str``,
-``List[int]``, ``Dict[str, Any]``) and ``", optional"`` marking optional parameters.
-
-Prompt mode uses xLAM's sectioned prompt and its ``{"tool_calls": [...]}`` answer format
-(decoder ``xlam``); native and constrained modes pass the tools as OpenAI tools.
+"""Hooks and parameters of the APIGen plugin: task ``apigen`` and metric ``apigen_match``
+(function calling over an APIGen / xlam-function-calling-60k format file, built from
+:mod:`harness_plugins.apigen._task`), and APIGen's three verification stages as metrics
+``apigen_format``, ``apigen_execution`` and ``apigen_semantic`` (built from
+:mod:`harness_plugins.apigen._checks`). Both modules are imported lazily.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from typing import Literal
 
-from harness import (
-    BuildContext,
-    ChatRequest,
-    ChatResponse,
-    GenerationParams,
-    Message,
-    Metric,
-    Outcome,
-    Sample,
-    Score,
-    Task,
-    ToolCall,
-    hookimpl,
-)
-from harness.decoding import decode_outcome, load_decoder
-from harness.errors import InputError
+from harness import Params
+from harness import ToolCall
+from harness import hookimpl
+from harness import param
 
-TASK_SCHEMA = {
-    "description": "Function calling over an APIGen / xlam-function-calling-60k format file.",
-    "properties": {
-        "path": {
-            "type": "string",
-            "format": "file",
-            "description": "JSON array or JSON Lines of {id, query, tools, answers}.",
+Mode = Literal["prompt", "native", "constrained"]
+
+
+class APIGenTaskParams(Params):
+    """Function calling over an APIGen / xlam-function-calling-60k format file."""
+
+    path: str = param(
+        description="JSON array or JSON Lines of {id, query, tools, answers}.", format="file"
+    )
+    limit: int | None = param(None, minimum=1, description="Play only the first N items.")
+    mode: Mode = param("prompt", description="How calls are asked for (see the bfcl task).")
+    decoder: str | None = param(
+        None, description="Decoder name (default: xlam in prompt mode, else openai_tool_calls)."
+    )
+    max_tokens: int = param(512, minimum=1)
+    temperature: float = param(0, minimum=0)
+
+
+class FormatParams(Params):
+    """APIGen stage 1: decodes, known names, required arguments, types."""
+
+    toolset: str | None = param(
+        None,
+        description="Tool set that executes the calls when a sample names none "
+        "(sample.metadata['toolset'] wins); see harness_plugins.shared.toolsets.",
+    )
+
+
+class ExecutionParams(FormatParams):
+    """APIGen stage 2: the calls run in the sandbox without error."""
+
+    timeout_s: float = param(
+        5, exclusive_minimum=0, maximum=60, description="Wall-clock limit per call, seconds."
+    )
+    memory_mb: int = param(
+        256,
+        minimum=64,
+        maximum=4096,
+        description="Address-space limit of the sandboxed child, MiB.",
+    )
+
+
+class JudgeParams(Params):
+    """The judge of the ``apigen_semantic`` metric."""
+
+    judge: dict[str, Any] = param(
+        description="A backend entry as in the manifest's backends list, e.g. "
+        "{type: openai, model: ...} or {type: llamacpp, model: ...}.",
+        schema={
+            "properties": {"type": {"type": "string"}},
+            "required": ["type"],
+            "additionalProperties": True,
         },
-        "limit": {"type": "integer", "minimum": 1, "description": "Play only the first N items."},
-        "mode": {
-            "enum": ["prompt", "native", "constrained"],
-            "default": "prompt",
-            "description": "How calls are asked for (see the bfcl task).",
-        },
-        "decoder": {
-            "type": "string",
-            "description": "Decoder name (default: xlam in prompt mode, else openai_tool_calls).",
-        },
-        "max_tokens": {"type": "integer", "minimum": 1, "default": 512},
-        "temperature": {"type": "number", "minimum": 0, "default": 0},
-    },
-    "required": ["path"],
-}
-
-TASK_INSTRUCTION = (
-    "You are an expert in composing functions. You are given a question and a set of possible "
-    "functions. Based on the question, you will need to make one or more function/tool calls to "
-    "achieve the purpose. If none of the functions can be used, point it out and refuse to "
-    "answer. If the given question lacks the parameters required by the function, also point it "
-    "out."
-)
-FORMAT_INSTRUCTION = (
-    "The output MUST strictly adhere to the following JSON format, and NO other text MUST be "
-    "included.\nThe example format is as follows. Please make sure the parameter type is "
-    "correct. If no function call is needed, please make tool_calls an empty list '[]'.\n```\n"
-    '{\n    "tool_calls": [\n    {"name": "func_name1", "arguments": {"argument1": "value1", '
-    '"argument2": "value2"}},\n    ... (more tool calls as required)\n    ]\n}\n```'
-)
-
-JSON_TYPES = {
-    "str": "string",
-    "int": "integer",
-    "float": "number",
-    "bool": "boolean",
-    "list": "array",
-    "tuple": "array",
-    "dict": "object",
-    "set": "array",
-}
+    )
+    max_tokens: int = param(512, minimum=16, description="Generation budget of the judge.")
 
 
-def parse_type(text: str) -> tuple[str | None, bool]:
-    """``"List[int], optional"`` -> (``"array"``, optional). Unknown types give None (any)."""
-    optional = bool(re.search(r",\s*optional\s*$", text or ""))
-    base = re.sub(r",\s*optional\s*$", "", text or "").strip()
-    head = re.split(r"[\[\s|]", base, maxsplit=1)[0].lower()
-    return JSON_TYPES.get(head), optional
-
-
-def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """An APIGen tool spec as an OpenAI tool with a JSON Schema for its parameters."""
-    properties, required = {}, []
-    for name, spec in (tool.get("parameters") or {}).items():
-        kind, optional = parse_type(str(spec.get("type", "")))
-        prop: dict[str, Any] = {"description": spec.get("description", "")}
-        if kind:
-            prop["type"] = kind
-        properties[name] = prop
-        if not optional:
-            required.append(name)
-    schema = {"type": "object", "properties": properties, "required": required}
-    return {
-        "type": "function",
-        "function": {
-            "name": tool["name"],
-            "description": tool.get("description", ""),
-            "parameters": schema,
-        },
-    }
-
-
-def _decoded(value: Any, where: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-    return value
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """A JSON array, or JSON Lines; ``tools`` and ``answers`` decoded when they are strings."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        rows = _decoded(text, str(path))
-    else:
-        rows = [
-            _decoded(line, f"{path}: line {n}")
-            for n, line in enumerate(text.splitlines(), start=1)
-            if line.strip()
-        ]
-    for index, row in enumerate(rows):
-        where = f"{path}: item {index}"
-        for key in ("query", "tools", "answers"):
-            if key not in row:
-                raise InputError(
-                    f"{where}: missing field {key!r} (APIGen records need query, tools and answers)"
-                )
-        yield {
-            **row,
-            "tools": _decoded(row["tools"], f"{where}.tools"),
-            "answers": _decoded(row["answers"], f"{where}.answers"),
-        }
-
-
-class APIGenTask(Task):
-    default_metrics = ("apigen_match",)
-
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
-        super().__init__(params, context)
-        self.path = Path(params["path"])
-        self.mode = params["mode"]
-        default = "xlam" if self.mode == "prompt" else "openai_tool_calls"
-        self.decoder = load_decoder(params.get("decoder") or default)
-
-    def samples(self) -> Iterator[Sample]:
-        for index, row in enumerate(read_records(self.path)):
-            if self.params.get("limit") is not None and index >= self.params["limit"]:
-                return
-            tools = tuple(openai_tool(t) for t in row["tools"])
-            yield Sample(
-                id=str(row.get("id", index)),
-                messages=self._messages(row),
-                tools=None if self.mode == "prompt" else tools,
-                target=row["answers"],
-                metadata={"tools": row["tools"]},
-            )
-
-    def _messages(self, row: dict[str, Any]) -> tuple[Message, ...]:
-        if self.mode != "prompt":
-            return (Message("user", row["query"]),)
-        xlam_tools = [
-            {
-                "name": t["name"],
-                "description": t.get("description", ""),
-                "parameters": t.get("parameters", {}),
-            }
-            for t in row["tools"]
-        ]
-        content = (
-            f"[BEGIN OF TASK INSTRUCTION]\n{TASK_INSTRUCTION}\n[END OF TASK INSTRUCTION]\n\n"
-            f"[BEGIN OF AVAILABLE TOOLS]\n{json.dumps(xlam_tools)}\n[END OF AVAILABLE TOOLS]\n\n"
-            f"[BEGIN OF FORMAT INSTRUCTION]\n{FORMAT_INSTRUCTION}\n[END OF FORMAT INSTRUCTION]\n\n"
-            f"[BEGIN OF QUERY]\n{row['query']}\n[END OF QUERY]\n"
-        )
-        return (Message("user", content),)
-
-    def request(self, sample: Sample) -> ChatRequest:
-        p = self.params
-        gen = GenerationParams(
-            max_tokens=p["max_tokens"], temperature=p["temperature"], seed=self.context.seed
-        )
-        return ChatRequest(
-            messages=sample.messages,
-            tools=sample.tools,
-            params=gen,
-            tool_choice="auto" if sample.tools else None,
-            mode=self.mode,
-        )
-
-    def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
-        return decode_outcome(self.decoder, response, {"mode": self.mode})
-
-    def data_files(self) -> list[Path]:
-        return [self.path]
-
-
-# --- scoring ----------------------------------------------------------------------------------
-
-
-def _same(value: Any, expected: Any) -> bool:
-    """Equal, with ints and floats compared as numbers and strings stripped."""
-    if isinstance(expected, bool) or isinstance(value, bool):
-        return value is expected if isinstance(expected, bool) else False
-    if isinstance(expected, int | float) and isinstance(value, int | float):
-        return float(value) == float(expected)
-    if isinstance(expected, str) and isinstance(value, str):
-        return value.strip() == expected.strip()
-    if isinstance(expected, list) and isinstance(value, list | tuple):
-        return len(value) == len(expected) and all(map(_same, value, expected))
-    if isinstance(expected, dict) and isinstance(value, dict):
-        return value.keys() == expected.keys() and all(
-            _same(value[k], expected[k]) for k in expected
-        )
-    return value == expected
-
-
-def check_call(call: ToolCall, expected: dict[str, Any], tools: list[dict]) -> str:
-    """``""`` when ``call`` matches the expected call, else an error type."""
-    if call.name != expected["name"]:
-        return "wrong_func_name"
-    wanted = expected.get("arguments") or {}
-    for name, value in wanted.items():
-        if name not in call.arguments:
-            return "missing_argument"
-        if not _same(call.arguments[name], value):
-            return "value_error"
-    spec = next((t for t in tools if t["name"] == call.name), {}).get("parameters") or {}
-    for name in call.arguments.keys() - wanted.keys():
-        if name not in spec or not parse_type(str(spec[name].get("type", "")))[1]:
-            return "unexpected_param"
-        if str(call.arguments[name]) != str(spec[name].get("default", "")):
-            return "value_error"
-    return ""
-
-
-def match_calls(calls: list[ToolCall], answers: list[dict], tools: list[dict]) -> str:
-    """Order-insensitive one-to-one matching (augmenting paths); ``""`` when all match."""
-    if len(calls) != len(answers):
-        return "wrong_count"
-    verdicts = [[check_call(c, a, tools) for c in calls] for a in answers]
-    owner: list[int | None] = [None] * len(calls)
-
-    def assign(i: int, seen: set[int]) -> bool:
-        for j, verdict in enumerate(verdicts[i]):
-            if verdict == "" and j not in seen:
-                seen.add(j)
-                if owner[j] is None or assign(owner[j], seen):
-                    owner[j] = i
-                    return True
-        return False
-
-    for i in range(len(answers)):
-        if not assign(i, set()):
-            return next((v for v in verdicts[i] if v), "cannot_find_match")
-    return ""
-
-
-class APIGenMatch(Metric):
-    """1 when the decoded calls match the answers one to one, else 0, with an error type."""
-
-    def score(self, sample: Sample, outcome: Outcome) -> Score:
-        if outcome.calls is None:
-            error = "decoder_failed"
-        else:
-            error = match_calls(list(outcome.calls), sample.target, sample.metadata["tools"])
-        return Score(values={"accuracy": 0.0 if error else 1.0}, labels={"error_type": error})
+class SemanticParams(ExecutionParams, JudgeParams):
+    """APIGen stage 3: an LLM judge (any backend) on query, calls and results."""
 
 
 @hookimpl
 def register_tasks(register: Any) -> None:
-    register("apigen", "harness_plugins.apigen:APIGenTask", schema=TASK_SCHEMA)
+    register("apigen", "harness_plugins.apigen._task:APIGenTask", params=APIGenTaskParams)
 
 
 @hookimpl
 def register_metrics(register: Any) -> None:
     register(
         "apigen_match",
-        "harness_plugins.apigen:APIGenMatch",
-        schema={"description": "APIGen answers matched one to one (order-insensitive)."},
+        "harness_plugins.apigen._task:APIGenMatch",
+        description="APIGen answers matched one to one (order-insensitive).",
     )
+    register("apigen_format", "harness_plugins.apigen._checks:APIGenFormat", params=FormatParams)
+    register(
+        "apigen_execution", "harness_plugins.apigen._checks:APIGenExecution", params=ExecutionParams
+    )
+    register(
+        "apigen_semantic", "harness_plugins.apigen._checks:APIGenSemantic", params=SemanticParams
+    )
+
+
+# --- what other plugins may use (SpecTool reads APIGen records and reuses the matching) ------
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """A JSON array, or JSON Lines; ``tools`` and ``answers`` decoded when they are strings."""
+    from ._task import read_records as read
+
+    return read(path)
+
+
+def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An APIGen tool spec as an OpenAI tool with a JSON Schema for its parameters."""
+    from ._task import openai_tool as convert
+
+    return convert(tool)
+
+
+def match_calls(
+    calls: list[ToolCall], answers: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> str:
+    """Order-insensitive one-to-one matching of calls to answers; ``""`` when all match."""
+    from ._task import match_calls as match
+
+    return match(calls, answers, tools)

@@ -20,25 +20,30 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from harness_plugins.shared.sandbox import check_arguments, data_problem, run_call
+from harness_plugins.shared.sandbox import check_arguments
+from harness_plugins.shared.sandbox import data_problem
+from harness_plugins.shared.sandbox import run_call
 from harness_plugins.shared.toolsets import get_toolset
 
-from harness import (
-    BuildContext,
-    ChatRequest,
-    GenerationParams,
-    Message,
-    Metric,
-    Outcome,
-    Sample,
-    Score,
-    ToolCall,
-    hookimpl,
-)
-from harness.errors import HarnessError
+from harness import BuildContext
+from harness import ChatRequest
+from harness import GenerationParams
+from harness import Message
+from harness import Metric
+from harness import Outcome
+from harness import Sample
+from harness import Score
+from harness import ToolCall
+
+from ._task import openai_tool
+
+if TYPE_CHECKING:
+    from . import ExecutionParams
+    from . import FormatParams
+    from . import SemanticParams
 
 SEMANTIC_PROMPT_VERSION = "apigen-semantic/1"
 SEMANTIC_PROMPT = """\
@@ -73,36 +78,11 @@ Answer with one JSON object and nothing else, in exactly this format:
 {{"thought": "<one or two sentences of reasoning>", "pass": "yes" or "no"}}
 """
 
-RUN_SCHEMA = {
-    "toolset": {
-        "type": "string",
-        "description": "Tool set that executes the calls when a sample names none "
-        "(sample.metadata['toolset'] wins); see harness_plugins.shared.toolsets.",
-    },
-    "timeout_s": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": 60,
-        "default": 5,
-        "description": "Wall-clock limit per call, seconds.",
-    },
-    "memory_mb": {
-        "type": "integer",
-        "minimum": 64,
-        "maximum": 4096,
-        "default": 256,
-        "description": "Address-space limit of the sandboxed child, MiB.",
-    },
-}
-
-
 # --- stage 1: format --------------------------------------------------------------------------
 
 
 def offered_functions(sample: Sample, toolset: str | None) -> dict[str, dict[str, Any]]:
     """Function name -> JSON-Schema ``parameters`` of what the sample offered the model."""
-    from harness_plugins.apigen import openai_tool
-
     if sample.metadata.get("tools"):
         specs = [openai_tool(t)["function"] for t in sample.metadata["tools"]]
     elif sample.tools:
@@ -138,17 +118,19 @@ def _key(context: BuildContext, plugin: str, base: str) -> str:
     return base if context.id == plugin else f"{context.id}_{base}"
 
 
-def _toolset_for(sample: Sample, params: dict[str, Any]) -> str | None:
-    return sample.metadata.get("toolset") or params.get("toolset")
+def _toolset_for(sample: Sample, params: FormatParams) -> str | None:
+    return sample.metadata.get("toolset") or params.toolset
 
 
 class _StagedBase(Metric):
     """Checks the ``toolset`` parameter once, at build time, not once per sample."""
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    params: FormatParams
+
+    def __init__(self, params: FormatParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        if params.get("toolset"):
-            get_toolset(params["toolset"])  # an unknown name fails at start
+        if params.toolset:
+            get_toolset(params.toolset)  # an unknown name fails at start
 
 
 class APIGenFormat(_StagedBase):
@@ -208,11 +190,7 @@ class _Staged(_StagedBase):
     """Shared set-up of the stages that run calls: the tool set and the sandbox limits."""
 
     name = ""
-
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
-        super().__init__(params, context)
-        self.timeout_s = float(params.get("timeout_s", 5))
-        self.memory_mb = int(params.get("memory_mb", 256))
+    params: ExecutionParams
 
     def _earlier_stages(self, sample: Sample, outcome: Outcome) -> dict[str, Any]:
         """Stages 1 and 2 for one sample: format errors, then (if they pass) execution."""
@@ -223,7 +201,7 @@ class _Staged(_StagedBase):
         if toolset is None:
             return {"failed": None, "toolset": None, "results": None}
         calls = outcome.calls or ()
-        results = execute_calls(toolset, calls, self.timeout_s, self.memory_mb)
+        results = execute_calls(toolset, calls, self.params.timeout_s, self.params.memory_mb)
         failed = "execution" if any(call_failed(r) for r in results) else None
         return {"failed": failed, "toolset": toolset, "results": results}
 
@@ -309,11 +287,13 @@ class APIGenSemantic(_Staged):
     results serve the query. Raw judgements are stored; an unreadable one gives no value."""
 
     name = "apigen_semantic"
+    params: SemanticParams
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    def __init__(self, params: SemanticParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        self.judge_entry = _judge_entry(params["judge"], context)
-        self._judge: Any = None
+        judge_id = params.judge.get("id", f"{context.id}.judge")
+        # validated now, built on first use: a local judge model loads only if a sample needs it
+        self._judge = context.build("backend", params.judge, id=judge_id, lazy=True)
         self._lock = threading.Lock()
         self._slots: threading.Semaphore | None = None
 
@@ -351,7 +331,7 @@ class APIGenSemantic(_Staged):
         request = ChatRequest(
             messages=(Message("user", prompt),),
             params=GenerationParams(
-                max_tokens=self.params.get("max_tokens", 512), temperature=0, seed=self.context.seed
+                max_tokens=self.params.max_tokens, temperature=0, seed=self.context.seed
             ),
             task=self.context.id,
             sample_id=sample.id,
@@ -361,86 +341,10 @@ class APIGenSemantic(_Staged):
             return judge.chat(request).text or ""
 
     def _backend(self) -> Any:
-        """The judge backend, built on first use (a local judge model loads only if needed)."""
+        """The judge backend (built once per run, closed by the run)."""
+        judge = self._judge()
         with self._lock:
-            if self._judge is None:
-                from harness.execute import build
-                from harness.plugins import get_host
-
-                self._judge = build(get_host(), self.judge_entry, self.context.base_dir, None)
-                slots = max(1, int(getattr(self._judge, "max_concurrency", 1)))
+            if self._slots is None:
+                slots = max(1, int(getattr(judge, "max_concurrency", 1)))
                 self._slots = threading.Semaphore(slots)
-            return self._judge
-
-    def close(self) -> None:
-        with self._lock:
-            if self._judge is not None:
-                self._judge.close()
-                self._judge = None
-
-
-def _judge_entry(spec: dict[str, Any], context: BuildContext) -> Any:
-    """The ``judge`` parameter as a backend manifest entry, validated like one."""
-    from harness.manifest import Entry
-    from harness.plugins import get_host
-    from harness.schema import entry_schema, file_fields, resolve_path, with_defaults
-    from harness.validation import schema_problems
-
-    where = f"metric {context.id!r}: judge"
-    component = get_host().component("backend", spec["type"])
-    schema = entry_schema(component)
-    problems = schema_problems(spec, schema, where, Path(context.base_dir))
-    if problems:
-        raise HarnessError("; ".join(problems))
-    params = with_defaults({k: v for k, v in spec.items() if k not in ("type", "id")}, schema)
-    for field in file_fields(schema):
-        if isinstance(params.get(field), str):
-            params[field] = str(resolve_path(params[field], Path(context.base_dir)))
-    entry_id = spec.get("id", f"{context.id}.judge")
-    return Entry("backend", entry_id, spec["type"], params, dict(spec))
-
-
-SEMANTIC_SCHEMA = {
-    "description": "APIGen stage 3: an LLM judge (any backend) on query, calls and results.",
-    "properties": {
-        "judge": {
-            "type": "object",
-            "properties": {"type": {"type": "string"}},
-            "required": ["type"],
-            "additionalProperties": True,
-            "description": "A backend entry as in the manifest's backends list, e.g. "
-            "{type: openai, model: ...} or {type: llamacpp, model: ...}.",
-        },
-        "max_tokens": {
-            "type": "integer",
-            "minimum": 16,
-            "default": 512,
-            "description": "Generation budget of the judge.",
-        },
-        **RUN_SCHEMA,
-    },
-    "required": ["judge"],
-}
-
-
-@hookimpl
-def register_metrics(register: Any) -> None:
-    register(
-        "apigen_format",
-        "harness_plugins.apigen._checks:APIGenFormat",
-        schema={
-            "description": "APIGen stage 1: decodes, known names, required arguments, types.",
-            "properties": {"toolset": RUN_SCHEMA["toolset"]},
-        },
-    )
-    register(
-        "apigen_execution",
-        "harness_plugins.apigen._checks:APIGenExecution",
-        schema={
-            "description": "APIGen stage 2: the calls run in the sandbox without error.",
-            "properties": dict(RUN_SCHEMA),
-        },
-    )
-    register(
-        "apigen_semantic", "harness_plugins.apigen._checks:APIGenSemantic", schema=SEMANTIC_SCHEMA
-    )
+        return judge

@@ -1,19 +1,106 @@
-"""Hooks of the BFCL plugin: task ``bfcl`` and metric ``bfcl_ast`` (imported lazily)."""
+"""Hooks and parameters of the BFCL plugin: task ``bfcl`` and metric ``bfcl_ast`` (built from
+:mod:`harness_plugins.bfcl._task`, imported lazily), and the report's "Failures by error type"
+section."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from typing import Literal
 
+from harness import Outcome
+from harness import Params
+from harness import ReportSection
+from harness import RunView
+from harness import Sample
 from harness import hookimpl
+from harness import param
 
-from ._task import METRIC_SCHEMA, TASK_SCHEMA
+#: Categories whose answers are checked against ground truth (python AST categories).
+AstCategory = Literal[
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+]
+#: Categories with no ground truth: the answer is right when there is (no) call.
+RelevanceCategory = Literal["irrelevance", "live_irrelevance", "live_relevance"]
+Category = Literal[AstCategory, RelevanceCategory]
+Mode = Literal["prompt", "native", "constrained"]
+
+
+class BFCLTaskParams(Params):
+    """BFCL single-turn function calling on BFCL's own data (bfcl-eval wheel)."""
+
+    categories: list[Category] = param(
+        ["simple_python"],
+        description="BFCL category names to run, in this order.",
+        schema={"minItems": 1, "uniqueItems": True},
+    )
+    limit: int | None = param(
+        None, minimum=1, description="Play only the first N entries of each category."
+    )
+    mode: Mode = param(
+        "prompt", description="How calls are asked for: prompt, native or constrained."
+    )
+    decoder: str | None = param(
+        None,
+        description="Decoder name (default: python_calls for prompt mode, "
+        "openai_tool_calls otherwise); see `harness plugins --kind decoder`.",
+    )
+    max_tokens: int = param(512, minimum=1, description="Generation budget per answer.")
+    temperature: float = param(0.001, minimum=0, description="BFCL's own default is 0.001.")
+    single_call_cap: bool = param(
+        False,
+        description="Constrained mode: allow at most one call in the categories BFCL "
+        "defines as single-call (simple, multiple, (ir)relevance); parallel ones are uncapped.",
+    )
+
+
+class BFCLAstParams(Params):
+    """BFCL's AST verdict per sample: accuracy 1 or 0, with BFCL's error_type."""
+
+    matching: Literal["greedy", "optimal"] = param(
+        "greedy",
+        description="Parallel-call matching. 'optimal' is not BFCL's rule and is "
+        "reported as accuracy_optimal, never as accuracy.",
+    )
 
 
 @hookimpl
 def register_tasks(register: Any) -> None:
-    register("bfcl", "harness_plugins.bfcl._task:BFCLTask", schema=TASK_SCHEMA)
+    register("bfcl", "harness_plugins.bfcl._task:BFCLTask", params=BFCLTaskParams)
 
 
 @hookimpl
 def register_metrics(register: Any) -> None:
-    register("bfcl_ast", "harness_plugins.bfcl._task:BFCLAst", schema=METRIC_SCHEMA)
+    register("bfcl_ast", "harness_plugins.bfcl._task:BFCLAst", params=BFCLAstParams)
+
+
+@hookimpl
+def report_sections(run: RunView) -> list[ReportSection]:
+    from ._report import sections
+
+    return sections(run)
+
+
+# --- what other plugins may use (SpecTool builds probes from BFCL and reuses its checker) -------
+
+
+def entries(category: str) -> Iterator[tuple[dict[str, Any], Any]]:
+    """BFCL's entries of one category with their ground truth, from the bfcl-eval wheel."""
+    from ._data import entries as read
+
+    return read(category)
+
+
+def verdict(sample: Sample, outcome: Outcome) -> tuple[bool, str]:
+    """BFCL's AST verdict on a ``bfcl`` task sample: (right?, BFCL's error type)."""
+    from ._task import BFCLAst
+
+    result = BFCLAst.verdict(sample, outcome)
+    return result.valid, result.error_type

@@ -36,11 +36,21 @@ nothing for valid calls, depending on the argument types; its evaluator never re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, cast
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+from typing import NamedTuple
+from typing import cast
 
-from ._typeconv import JAVA_TYPES, JS_TYPES, NESTED_CONVERSION_TYPES, java_convert, js_convert
+from ._typeconv import JAVA_TYPES
+from ._typeconv import JS_TYPES
+from ._typeconv import NESTED_CONVERSION_TYPES
+from ._typeconv import java_convert
+from ._typeconv import js_convert
 
 Language = Literal["python", "java", "javascript"]
 Matching = Literal["greedy", "optimal"]

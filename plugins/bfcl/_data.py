@@ -11,27 +11,22 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from typing import get_args
 
-from harness.errors import InputError
+from harness import InputError
+
+from . import AstCategory
+from . import RelevanceCategory
 
 PACKAGE = "bfcl-eval"
 INSTALL_HINT = "install BFCL's data with: pip install --no-deps bfcl-eval==2026.3.23"
-#: Categories whose answers are checked against ground truth (python AST categories).
-AST_CATEGORIES = (
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-)
-#: Categories with no ground truth: the answer is right when there is (no) call.
-RELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
+#: The categories as tuples; declared once, as the ``Literal`` types of the task's parameters.
+AST_CATEGORIES: tuple[str, ...] = get_args(AstCategory)
+RELEVANCE_CATEGORIES: tuple[str, ...] = get_args(RelevanceCategory)
 CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES
 
 

@@ -15,29 +15,35 @@ parity test holds to BFCL's own verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from harness import (
-    BuildContext,
-    ChatRequest,
-    ChatResponse,
-    GenerationParams,
-    Message,
-    Metric,
-    Outcome,
-    Sample,
-    Score,
-    Task,
-)
-from harness.decoding import decode_outcome, load_decoder
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import GenerationParams
+from harness import Message
+from harness import Metric
+from harness import Outcome
+from harness import Sample
+from harness import Score
+from harness import Task
 
+from . import BFCLAstParams
+from . import BFCLTaskParams
 from . import _data as data
-from ._checker import CheckResult, check_ast, check_irrelevance, check_relevance, decoder_failed
-from ._prompt import openai_tool, prompt_messages
+from ._checker import CheckResult
+from ._checker import check_ast
+from ._checker import check_irrelevance
+from ._checker import check_relevance
+from ._checker import decoder_failed
+from ._prompt import openai_tool
+from ._prompt import prompt_messages
 
-MODES = ("prompt", "native", "constrained")
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
 DEFAULT_DECODER = {"prompt": "python_calls", "native": "openai_tool_calls"}
 DEFAULT_DECODER["constrained"] = "openai_tool_calls"
 GROUPS = {
@@ -46,86 +52,30 @@ GROUPS = {
     "irrelevance": (["irrelevance", "live_irrelevance"], "unweighted"),
 }
 
-TASK_SCHEMA = {
-    "description": "BFCL single-turn function calling on BFCL's own data (bfcl-eval wheel).",
-    "properties": {
-        "categories": {
-            "type": "array",
-            "items": {"enum": list(data.CATEGORIES)},
-            "minItems": 1,
-            "uniqueItems": True,
-            "default": ["simple_python"],
-            "description": "BFCL category names to run, in this order.",
-        },
-        "limit": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Play only the first N entries of each category.",
-        },
-        "mode": {
-            "enum": list(MODES),
-            "default": "prompt",
-            "description": "How calls are asked for: prompt, native or constrained.",
-        },
-        "decoder": {
-            "type": "string",
-            "description": "Decoder name (default: python_calls for prompt mode, "
-            "openai_tool_calls otherwise); see `harness plugins --kind decoder`.",
-        },
-        "max_tokens": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 512,
-            "description": "Generation budget per answer.",
-        },
-        "temperature": {
-            "type": "number",
-            "minimum": 0,
-            "default": 0.001,
-            "description": "BFCL's own default is 0.001.",
-        },
-        "single_call_cap": {
-            "type": "boolean",
-            "default": False,
-            "description": "Constrained mode: allow at most one call in the categories BFCL "
-            "defines as single-call (simple, multiple, (ir)relevance); parallel ones are uncapped.",
-        },
-    },
-}
 METRICS = ["accuracy", "accuracy_optimal"]  # what BFCL's groups average
 SINGLE_CALL = frozenset(
     {"simple_python", "multiple", "live_simple", "live_multiple"} | set(data.RELEVANCE_CATEGORIES)
 )
-
-METRIC_SCHEMA = {
-    "description": "BFCL's AST verdict per sample: accuracy 1 or 0, with BFCL's error_type.",
-    "properties": {
-        "matching": {
-            "enum": ["greedy", "optimal"],
-            "default": "greedy",
-            "description": "Parallel-call matching. 'optimal' is not BFCL's rule and is "
-            "reported as accuracy_optimal, never as accuracy.",
-        },
-    },
-}
 
 
 class BFCLTask(Task):
     """BFCL categories as one task; each category is a subtask with BFCL's groups on top."""
 
     default_metrics = ("bfcl_ast",)
+    params: BFCLTaskParams
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    def __init__(self, params: BFCLTaskParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        self.categories: list[str] = list(params["categories"])
-        self.mode: str = params["mode"]
-        self.decoder = load_decoder(params.get("decoder") or DEFAULT_DECODER[self.mode])
+        self.categories: list[str] = list(params.categories)
+        self.mode: str = params.mode
+        self.decoder = context.build("decoder", params.decoder or DEFAULT_DECODER[self.mode])
         data.data_dir()  # fail early, with the install hint, when the wheel is missing
 
     def samples(self) -> Iterator[Sample]:
+        limit = self.params.limit
         for category in self.categories:
             for index, (entry, truth) in enumerate(data.entries(category)):
-                if self.params.get("limit") is not None and index >= self.params["limit"]:
+                if limit is not None and index >= limit:
                     break
                 yield self._sample(category, entry, truth)
 
@@ -149,28 +99,26 @@ class BFCLTask(Task):
     def request(self, sample: Sample) -> ChatRequest:
         params = self.params
         extra = {}
-        if params["single_call_cap"] and sample.metadata["category"] in SINGLE_CALL:
+        if params.single_call_cap and sample.metadata["category"] in SINGLE_CALL:
             extra["max_calls"] = 1
         return ChatRequest(
             messages=sample.messages,
             tools=sample.tools,
             tool_choice="auto" if sample.tools else None,
-            params=_generation(
-                params["max_tokens"], params["temperature"], self.context.seed, extra
-            ),
+            params=_generation(params.max_tokens, params.temperature, self.context.seed, extra),
             mode=self.mode,
         )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
         fields = {"mode": self.mode, "subtask": sample.metadata["category"]}
-        return decode_outcome(self.decoder, response, fields)
+        return self.decoder.outcome(response, fields)
 
     def data_files(self) -> list[Path]:
         files = [data.question_file(c) for c in self.categories]
         return files + [p for c in self.categories if (p := data.answer_file(c))]
 
     def size(self) -> int:
-        limit = self.params.get("limit")
+        limit = self.params.limit
         sizes = [data.count(c) for c in self.categories]
         return sum(s if limit is None else min(s, limit) for s in sizes)
 
@@ -180,6 +128,7 @@ class BFCLTask(Task):
             "bfcl_version": data.bfcl_version(),
             "categories": self.categories,
             "mode": self.mode,
+            "variant": self.mode,
             "decoder": type(self.decoder).__name__,
             "groups": self.groups(),
         }
@@ -216,11 +165,11 @@ def _generation(
 class BFCLAst(Metric):
     """Scores a decoded answer as BFCL's evaluator would: 1 or 0, and BFCL's error_type."""
 
+    params: BFCLAstParams
+
     def score(self, sample: Sample, outcome: Outcome) -> Score:
-        result = self.verdict(sample, outcome, self.params.get("matching", "greedy"))
-        key = (
-            "accuracy" if self.params.get("matching", "greedy") == "greedy" else "accuracy_optimal"
-        )
+        result = self.verdict(sample, outcome, self.params.matching)
+        key = "accuracy" if self.params.matching == "greedy" else "accuracy_optimal"
         labels = {"error_type": result.error_type}
         if not result.valid:
             labels["check_errors"] = [str(e) for e in result.errors][:5]

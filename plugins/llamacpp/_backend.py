@@ -35,18 +35,26 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from harness_plugins.efficiency import peak_rss_mb
-from harness_plugins.shared.models import ResolvedModel, resolve_model
+from harness_plugins.shared.memory import peak_rss_mb
+from harness_plugins.shared.models import ResolvedModel
+from harness_plugins.shared.models import resolve_model
 
-from harness import Backend, BuildContext, ChatRequest, ChatResponse, Message, ToolCall
-from harness.errors import InputError
+from harness import Backend
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import InputError
+from harness import Message
+from harness import ToolCall
 
+from . import LlamaCppParams
 from . import _tools as tools_lib
 
 try:
     import llama_cpp
     from llama_cpp import llama_chat_format
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import LlamaGrammar
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
 except ImportError as exc:  # the core turns this into a one-line PluginError (exit 2)
     raise ImportError(
         f"llama-cpp-python is not usable ({exc}); install it with "
@@ -111,20 +119,19 @@ class LlamaCppBackend(Backend):
 
     capabilities = frozenset({"native_tools", "constrained", "streaming", "complete"})
     max_concurrency = 1
+    params: LlamaCppParams
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    def __init__(self, params: LlamaCppParams, context: BuildContext) -> None:
         super().__init__(params, context)
         self._lock = threading.Lock()
         self._grammars: dict[str, LlamaGrammar] = {}
-        self.model: ResolvedModel = resolve_model(
-            params["model"], context.base_dir, params.get("sha256")
-        )
-        self.n_threads = int(params.get("n_threads") or os.cpu_count() or 1)
-        self.n_threads_batch = int(params.get("n_threads_batch") or self.n_threads)
+        self.model: ResolvedModel = resolve_model(params.model, context.base_dir, params.sha256)
+        self.n_threads = params.n_threads or os.cpu_count() or 1
+        self.n_threads_batch = params.n_threads_batch or self.n_threads
         self.llm, self.load_s = self._load()
         self.formatter, self.template_source = _formatter(self.llm)
         self.template_has_tools = "tools" in getattr(self.formatter, "template", "")
-        self.warmup_s = self._warm_up(int(params.get("warmup", 1)))
+        self.warmup_s = self._warm_up(params.warmup)
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -134,14 +141,14 @@ class LlamaCppBackend(Backend):
         try:
             llm = llama_cpp.Llama(
                 model_path=str(self.model.path),
-                n_ctx=p["n_ctx"],
-                n_batch=p["n_batch"],
+                n_ctx=p.n_ctx,
+                n_batch=p.n_batch,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads_batch,
-                n_gpu_layers=p["n_gpu_layers"],
-                use_mmap=p["use_mmap"],
+                n_gpu_layers=p.n_gpu_layers,
+                use_mmap=p.use_mmap,
                 seed=self._seed(None),
-                chat_format=p.get("chat_format"),
+                chat_format=p.chat_format,
                 verbose=False,
             )
         except ValueError as exc:
@@ -163,7 +170,7 @@ class LlamaCppBackend(Backend):
     def _seed(self, request: ChatRequest | None) -> int:
         for seed in (
             request.params.seed if request else None,
-            self.params.get("seed"),
+            self.params.seed,
             self.context.seed,
         ):
             if seed is not None:
@@ -206,13 +213,13 @@ class LlamaCppBackend(Backend):
             "chat_template_source": self.template_source,
             "template_renders_tools": self.template_has_tools,
             "n_ctx": self.llm.n_ctx(),
-            "n_batch": self.params["n_batch"],
+            "n_batch": self.params.n_batch,
             "n_threads": self.n_threads,
             "n_threads_batch": self.n_threads_batch,
-            "n_gpu_layers": self.params["n_gpu_layers"],
-            "prompt_cache": self.params["prompt_cache"],
+            "n_gpu_layers": self.params.n_gpu_layers,
+            "prompt_cache": self.params.prompt_cache,
             "load_s": round(self.load_s, 6),
-            "warmup": self.params["warmup"],
+            "warmup": self.params.warmup,
             "warmup_s": round(self.warmup_s, 6),
             "peak_rss_mb_after_load": round(peak_rss_mb(), 1),
         }
@@ -237,7 +244,7 @@ class LlamaCppBackend(Backend):
 
     def _tool_messages(self, messages: tuple[Message, ...], tools: list[dict]) -> list[Message]:
         """The conversation with the tools described in the (first) system message."""
-        text = tools_lib.tool_prompt(tools, self.params.get("tool_prompt") or tools_lib.TOOL_PROMPT)
+        text = tools_lib.tool_prompt(tools, self.params.tool_prompt or tools_lib.TOOL_PROMPT)
         out = list(messages)
         if out and out[0].role == "system":
             out[0] = Message(role="system", content=f"{out[0].content or ''}\n\n{text}".strip())
@@ -304,7 +311,7 @@ class LlamaCppBackend(Backend):
         """Forget the previous prompt (every sample prefills from scratch, as on a device that
         clears its KV cache between examples) unless ``prompt_cache`` is set; then report how
         many leading tokens llama.cpp will reuse."""
-        if not self.params["prompt_cache"]:
+        if not self.params.prompt_cache:
             self.llm.reset()
             return 0
         cached = 0
@@ -321,7 +328,7 @@ class LlamaCppBackend(Backend):
         extra = gp.extra if gp else {}
 
         def pick(name: str, given: Any) -> Any:
-            return given if given is not None else extra.get(name, p[name])
+            return given if given is not None else extra.get(name, getattr(p, name))
 
         return {
             "max_tokens": pick("max_tokens", gp.max_tokens if gp else None),
@@ -346,7 +353,7 @@ class LlamaCppBackend(Backend):
 
     def _constrained(self, request: ChatRequest, tools: list[dict], started: float) -> ChatResponse:
         """Grammar-forced JSON array of calls over the offered tools, or ``[]``."""
-        max_calls = request.params.extra.get("max_calls", self.params["max_calls"])
+        max_calls = request.params.extra.get("max_calls", self.params.max_calls)
         grammar = self._calls_grammar(tools, request.tool_choice, max_calls)
         if self.template_has_tools:
             tokens, stops = self._prompt_tokens(request.messages, tools)
@@ -414,7 +421,7 @@ class LlamaCppBackend(Backend):
         if not messages or messages[0]["role"] != "system":
             # the handler lists the tools inside the system message: without one they vanish
             messages.insert(0, {"role": "system", "content": "You are a helpful assistant."})
-        if not self.params["prompt_cache"]:
+        if not self.params.prompt_cache:
             self.llm.reset()
         self.llm.set_seed(self._seed(request))
         cpu0 = time.process_time()
@@ -485,14 +492,7 @@ def _message_dict(message: Message) -> dict[str, Any]:
     earlier calls as OpenAI ``tool_calls`` plus JSON text for templates that ignore them."""
     out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
     if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": f"call_{i}",
-                "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-            }
-            for i, c in enumerate(message.tool_calls)
-        ]
+        out["tool_calls"] = [c.to_openai(f"call_{i}") for i, c in enumerate(message.tool_calls)]
         if not message.content:
             out["content"] = json.dumps([c.to_dict() for c in message.tool_calls])
     if message.tool_call_id is not None:

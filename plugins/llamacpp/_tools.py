@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from harness.records import ToolCall
+from harness import ToolCall
 
 JSON = dict[str, Any]
 
@@ -207,14 +207,9 @@ def _skip(text: str, pos: int) -> int:
 
 
 def _to_call(item: Any) -> ToolCall:
-    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+    if not isinstance(item, dict) or "function" in item:
         raise ValueError(f"not a call object: {json.dumps(item)[:120]}")
-    arguments = item.get("arguments", {})
-    if isinstance(arguments, str):
-        arguments = json.loads(arguments) if arguments.strip() else {}
-    if not isinstance(arguments, dict):
-        raise ValueError(f"arguments of {item['name']!r} are not a JSON object")
-    return ToolCall(name=item["name"], arguments=arguments)
+    return ToolCall.from_openai(item)
 
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)

@@ -17,114 +17,92 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from typing import Literal
 
+from harness import Params
 from harness import hookimpl
+from harness import param
 
-SCHEMA: dict[str, Any] = {
-    "description": "An OpenAI-compatible chat-completions server over HTTP, with retries, "
-    "a response cache and streaming.",
-    "properties": {
-        "base_url": {
-            "type": "string",
-            "default": "https://api.openai.com/v1",
-            "description": "API root, e.g. http://127.0.0.1:8000/v1 (/chat/completions is "
-            "appended unless the URL already ends with it).",
-        },
-        "model": {"type": "string", "description": "Model name sent with every request."},
-        "api_key": {
-            "type": "string",
-            "description": "Bearer token; write ${SOME_ENV} so it never sits in the manifest. "
-            "Omit for a local server without authentication.",
-        },
-        "max_concurrency": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 8,
-            "description": "Most requests in flight at once (the runner uses at most this "
-            "many threads).",
-        },
-        "timeout_s": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 60,
-            "description": "Limit for one HTTP attempt, connection to last byte.",
-        },
-        "max_retries": {
-            "type": "integer",
-            "minimum": 0,
-            "default": 5,
-            "description": "Retries after a 429, 408, 409, 5xx, timeout, dropped connection "
-            "or malformed body; other 4xx are never retried.",
-        },
-        "backoff_base_s": {
-            "type": "number",
-            "minimum": 0,
-            "default": 0.5,
-            "description": "Exponential backoff base: attempt k waits a random time in "
-            "[0, base * 2**k] (full jitter).",
-        },
-        "backoff_max_s": {
-            "type": "number",
-            "minimum": 0,
-            "default": 20,
-            "description": "Cap on one backoff wait.",
-        },
-        "retry_after_max_s": {
-            "type": "number",
-            "minimum": 0,
-            "default": 60,
-            "description": "Cap on a server's Retry-After (seconds or HTTP date).",
-        },
-        "stream": {
-            "type": "boolean",
-            "default": False,
-            "description": "Ask for server-sent events to measure time to first token "
-            "(ttft_s); a server that answers with plain JSON is read as such.",
-        },
-        "cache": {
-            "type": "string",
-            "enum": ["auto", "on", "off"],
-            "default": "auto",
-            "description": "Response cache: auto = on for temperature 0 (or unset) or a "
-            "seeded request, off for unseeded sampling.",
-        },
-        "cache_path": {
-            "type": "string",
-            "format": "path",
-            "description": "SQLite file of the cache (default $HARNESS_CACHE_DIR/"
-            "responses.sqlite, else ~/.cache/harness/responses.sqlite).",
-        },
-        "max_tokens": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Most tokens per answer, unless the request says.",
-        },
-        "temperature": {
-            "type": "number",
-            "minimum": 0,
-            "default": 0,
-            "description": "Sampling temperature unless the request says; 0 is greedy.",
-        },
-        "top_p": {"type": "number", "description": "Nucleus sampling mass."},
-        "seed": {"type": "integer", "description": "Sampling seed unless the request says."},
-        "stop": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Stop sequences unless the request gives its own.",
-        },
-        "extra_body": {
-            "type": "object",
-            "description": "More fields merged into every request body (server-specific, "
-            "e.g. presence_penalty).",
-        },
-    },
-    "required": ["model"],
-}
+
+class OpenAIParams(Params):
+    """An OpenAI-compatible chat-completions server over HTTP, with retries, a response cache and
+    streaming."""
+
+    base_url: str = param(
+        "https://api.openai.com/v1",
+        description="API root, e.g. http://127.0.0.1:8000/v1 (/chat/completions is "
+        "appended unless the URL already ends with it).",
+    )
+    model: str = param(description="Model name sent with every request.")
+    api_key: str | None = param(
+        None,
+        secret=True,
+        description="Bearer token; write ${SOME_ENV} so it never sits in the manifest. "
+        "Omit for a local server without authentication.",
+    )
+    max_concurrency: int = param(
+        8,
+        minimum=1,
+        description="Most requests in flight at once (the runner uses at most this many threads).",
+    )
+    timeout_s: float = param(
+        60,
+        exclusive_minimum=0,
+        description="Limit for one HTTP attempt, connection to last byte.",
+    )
+    max_retries: int = param(
+        5,
+        minimum=0,
+        description="Retries after a 429, 408, 409, 5xx, timeout, dropped connection "
+        "or malformed body; other 4xx are never retried.",
+    )
+    backoff_base_s: float = param(
+        0.5,
+        minimum=0,
+        description="Exponential backoff base: attempt k waits a random time in "
+        "[0, base * 2**k] (full jitter).",
+    )
+    backoff_max_s: float = param(20, minimum=0, description="Cap on one backoff wait.")
+    retry_after_max_s: float = param(
+        60, minimum=0, description="Cap on a server's Retry-After (seconds or HTTP date)."
+    )
+    stream: bool = param(
+        False,
+        description="Ask for server-sent events to measure time to first token "
+        "(ttft_s); a server that answers with plain JSON is read as such.",
+    )
+    cache: Literal["auto", "on", "off"] = param(
+        "auto",
+        description="Response cache: auto = on for temperature 0 (or unset) or a "
+        "seeded request, off for unseeded sampling.",
+    )
+    cache_path: str | None = param(
+        None,
+        format="path",
+        description="SQLite file of the cache (default $HARNESS_CACHE_DIR/"
+        "responses.sqlite, else ~/.cache/harness/responses.sqlite).",
+    )
+    max_tokens: int | None = param(
+        None, minimum=1, description="Most tokens per answer, unless the request says."
+    )
+    temperature: float = param(
+        0, minimum=0, description="Sampling temperature unless the request says; 0 is greedy."
+    )
+    top_p: float | None = param(None, description="Nucleus sampling mass.")
+    seed: int | None = param(None, description="Sampling seed unless the request says.")
+    stop: list[str] | None = param(
+        None, description="Stop sequences unless the request gives its own."
+    )
+    extra_body: dict[str, Any] | None = param(
+        None,
+        description="More fields merged into every request body (server-specific, "
+        "e.g. presence_penalty).",
+    )
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    register("openai", "harness_plugins.openai._backend:OpenAIBackend", schema=SCHEMA)
+    register("openai", "harness_plugins.openai._backend:OpenAIBackend", params=OpenAIParams)
 
 
 @hookimpl
@@ -161,7 +139,8 @@ def register_commands(cli: Any) -> None:
     @path_option
     def clear(path: str | None) -> None:
         """Delete every cached response (the next run asks the servers again)."""
-        from harness_plugins.shared.cache import clear_cache, default_cache_path
+        from harness_plugins.shared.cache import clear_cache
+        from harness_plugins.shared.cache import default_cache_path
 
         removed = clear_cache(path)
         click.echo(

@@ -22,15 +22,26 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness_plugins.shared.cache import ResponseCache, cache_key, default_cache_path
+from harness_plugins.shared.cache import ResponseCache
+from harness_plugins.shared.cache import cache_key
+from harness_plugins.shared.cache import default_cache_path
 
-from harness import Backend, BuildContext, ChatRequest, ChatResponse, Message, ToolCall
+from harness import Backend
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import Message
+from harness import ToolCall
+
+from . import OpenAIParams
 
 log = logging.getLogger("harness.openai")
 
@@ -70,20 +81,21 @@ class OpenAIBackend(Backend):
     """Chat completions against ``base_url`` with retries, a response cache and streaming."""
 
     capabilities = frozenset({"native_tools"})
+    params: OpenAIParams
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    def __init__(self, params: OpenAIParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        self._secret = params.get("api_key") or ""
-        self.url = _endpoint(params.get("base_url") or "https://api.openai.com/v1")
-        self.model = params["model"]
-        self.max_concurrency = int(params.get("max_concurrency", 8))
-        self.timeout_s = float(params.get("timeout_s", 60))
-        self.max_retries = int(params.get("max_retries", 5))
-        self.stream = bool(params.get("stream", False))
+        self._secret = params.api_key or ""
+        self.url = _endpoint(params.base_url)
+        self.model = params.model
+        self.max_concurrency = params.max_concurrency
+        self.timeout_s = float(params.timeout_s)
+        self.max_retries = params.max_retries
+        self.stream = params.stream
         if self.stream:
             self.capabilities = self.capabilities | {"streaming"}
-        self.cache_mode = params.get("cache", "auto")
-        self.cache_path = Path(params.get("cache_path") or default_cache_path())
+        self.cache_mode = params.cache
+        self.cache_path = Path(params.cache_path or default_cache_path())
         self._cache = None if self.cache_mode == "off" else ResponseCache(self.cache_path)
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._pending: set[cf.Future[Any]] = set()
@@ -151,14 +163,14 @@ class OpenAIBackend(Backend):
     def _generation(self, request: ChatRequest) -> dict[str, Any]:
         p, own = request.params, self.params
         values = {
-            "max_tokens": _first(p.max_tokens, own.get("max_tokens")),
-            "temperature": _first(p.temperature, own.get("temperature")),
-            "top_p": _first(p.top_p, own.get("top_p")),
-            "stop": list(p.stop) or own.get("stop") or None,
-            "seed": _first(p.seed, own.get("seed")),
+            "max_tokens": _first(p.max_tokens, own.max_tokens),
+            "temperature": _first(p.temperature, own.temperature),
+            "top_p": _first(p.top_p, own.top_p),
+            "stop": list(p.stop) or own.stop or None,
+            "seed": _first(p.seed, own.seed),
         }
         out = {k: v for k, v in values.items() if v is not None}
-        return {**out, **(own.get("extra_body") or {}), **p.extra}
+        return {**out, **(own.extra_body or {}), **p.extra}
 
     # --- the cache --------------------------------------------------------------------------
 
@@ -196,7 +208,7 @@ class OpenAIBackend(Backend):
     def _deadline_s(self) -> float:
         """Longest a request may take in all: every attempt timing out and every wait at its
         cap, plus a margin. Reaching it means something is wrong, not that the server is slow."""
-        wait = max(float(self.params.get("backoff_max_s", 20)), self._retry_after_cap())
+        wait = max(float(self.params.backoff_max_s), self._retry_after_cap())
         return (self.timeout_s + wait) * (self.max_retries + 1) + 10
 
     def _submit(self, body: dict[str, Any]) -> ChatResponse:
@@ -256,12 +268,12 @@ class OpenAIBackend(Backend):
         uniform in [0, min(cap, base * 2**retry)]."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self._retry_after_cap())
-        base = float(self.params.get("backoff_base_s", 0.5))
-        cap = float(self.params.get("backoff_max_s", 20))
+        base = float(self.params.backoff_base_s)
+        cap = float(self.params.backoff_max_s)
         return random.uniform(0, min(cap, base * 2**retry))
 
     def _retry_after_cap(self) -> float:
-        return float(self.params.get("retry_after_max_s", 60))
+        return float(self.params.retry_after_max_s)
 
     async def _attempt(self, body: dict[str, Any], attempts: _Attempts) -> ChatResponse:
         started = time.perf_counter()
@@ -395,7 +407,7 @@ def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
         if message.tool_calls:
             ids = [f"call_{turn}_{i}" for i in range(len(message.tool_calls))]
             item["tool_calls"] = [
-                _wire_call(i, c) for i, c in zip(ids, message.tool_calls, strict=True)
+                c.to_openai(i) for i, c in zip(ids, message.tool_calls, strict=True)
             ]
             unanswered = ids
         if message.role == "tool":
@@ -408,15 +420,6 @@ def wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
             item["name"] = message.name
         out.append(item)
     return out
-
-
-def _wire_call(call_id: str, call: ToolCall) -> dict[str, Any]:
-    arguments = json.dumps(call.arguments, ensure_ascii=False)
-    return {
-        "id": call_id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": arguments},
-    }
 
 
 def _server_message(content: bytes, reason: str) -> str:
@@ -490,13 +493,7 @@ def _parse_calls(raw: Any) -> tuple[tuple[ToolCall, ...] | None, list[str], str 
     calls, ids = [], []
     try:
         for item in raw:
-            body = item.get("function") or {}
-            arguments = body.get("arguments") or {}
-            if isinstance(arguments, str):
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            if not isinstance(arguments, dict):
-                raise ValueError(f"arguments of {body.get('name')!r} are not a JSON object")
-            calls.append(ToolCall(name=str(body["name"]), arguments=arguments))
+            calls.append(ToolCall.from_openai({"function": item.get("function") or {}}))
             ids.append(str(item.get("id") or ""))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return None, [], f"{type(exc).__name__}: {exc}"

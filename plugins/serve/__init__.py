@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import click
+import yaml
 
+from harness import BuildContext
+from harness import HarnessError
+from harness import ManifestError
+from harness import PluginHost
 from harness import hookimpl
-from harness.errors import ManifestError
 
 if TYPE_CHECKING:
-    from harness.manifest import Entry
+    from harness import Entry
 
 TOOL_MODES = ("auto", "native", "constrained")
 
@@ -105,12 +110,14 @@ def serve(
     POST /v1/chat/completions (tools, tool_choice, stream), POST /v1/completions and
     GET /v1/models. Ctrl-C stops it.
     """
-    from harness.execute import build
-    from harness.plugins import get_host
-
-    plugins = get_host()
-    entry, base_dir, seed = _pick_entry(plugins, manifest, gguf, backend_id, sets)
-    backend = build(plugins, entry, base_dir, seed)
+    entry, base_dir, seed = _pick_entry(manifest, gguf, backend_id, sets)
+    context = BuildContext(id="serve", base_dir=base_dir, seed=seed)
+    spec = {"type": entry.type, **entry.params}
+    try:  # invalid parameters are a usage error (exit 2); a backend that fails to start is not
+        build = context.build("backend", spec, id=entry.id, lazy=True)
+    except HarnessError as exc:
+        raise ManifestError([f"{manifest or '--gguf ' + str(gguf)}: {exc}"]) from None
+    backend = build()
     try:
         _run(backend, entry.id, host, port, tool_mode)
     finally:
@@ -134,16 +141,16 @@ def _run(backend: Any, model: str, host: str, port: int, tool_mode: str) -> None
 
 
 def _pick_entry(
-    host: Any, manifest: Path | None, gguf: str | None, backend_id: str | None, sets: tuple
+    manifest: Path | None, gguf: str | None, backend_id: str | None, sets: tuple
 ) -> tuple[Entry, Path, int | None]:
     """The backend entry to serve, the folder its relative paths start from, and the seed."""
     if (manifest is None) == (gguf is None):
         raise click.UsageError("give a MANIFEST or --gguf PATH_OR_CARD (one of them)")
     if gguf is not None:
-        return _gguf_entry(host, gguf, sets), Path.cwd(), None
-    from harness.manifest import load_manifest
+        return _gguf_entry(gguf, sets), Path.cwd(), None
+    from harness import load_manifest
 
-    loaded = load_manifest(manifest, host, sets)
+    loaded = load_manifest(manifest, PluginHost.current(), sets)
     return (
         _select(loaded.backends, backend_id, str(manifest)),
         loaded.path.resolve().parent,
@@ -165,23 +172,20 @@ def _select(backends: tuple[Entry, ...], backend_id: str | None, label: str) -> 
     raise ManifestError([f"{label}: --backend {backend_id}: no backend with that id ({ids})"])
 
 
-def _gguf_entry(host: Any, spec: str, sets: tuple[str, ...]) -> Entry:
-    """A ``llamacpp`` entry for ``--gguf``, validated against the plugin's schema."""
-    from harness.manifest import Entry, apply_overrides
-    from harness.schema import entry_schema, file_fields, resolve_path, with_defaults
-    from harness.validation import schema_problems
+def _gguf_entry(spec: str, sets: tuple[str, ...]) -> Entry:
+    """A ``llamacpp`` entry for ``--gguf`` (validated when it is built); ``--set
+    backends[0].KEY=VALUE`` (or ``KEY=VALUE``) sets its parameters."""
+    from harness import Entry
 
     name = Path(spec).stem if spec.endswith(".gguf") else Path(spec).name
-    raw = {"backends": [{"type": "llamacpp", "id": _safe_id(name), "model": spec}]}
-    item = apply_overrides(raw, sets, "--gguf")["backends"][0]
-    schema = entry_schema(host.component("backend", "llamacpp"))
-    problems = schema_problems(item, schema, "backends[0]", Path.cwd())
-    if problems:
-        raise ManifestError([f"--gguf {spec}: {p}" for p in problems])
-    params = with_defaults({k: v for k, v in item.items() if k not in ("type", "id")}, schema)
-    for key in file_fields(schema):
-        params[key] = str(resolve_path(params[key], Path.cwd()))
-    return Entry("backend", item["id"], "llamacpp", params, item)
+    params: dict[str, Any] = {"model": spec}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("backends[0].")
+        if not sep or not key or "." in key or "[" in key:
+            raise ManifestError([f"--gguf {spec}: --set {item}: expected backends[0].KEY=VALUE"])
+        params[key] = yaml.safe_load(value) if value.strip() else ""
+    return Entry("backend", _safe_id(name), "llamacpp", params, {"type": "llamacpp", **params})
 
 
 def _safe_id(name: str) -> str:

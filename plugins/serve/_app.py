@@ -25,15 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
-from harness import (
-    Backend,
-    ChatRequest,
-    ChatResponse,
-    GenerationParams,
-    InputError,
-    Message,
-    ToolCall,
-)
+from harness import Backend
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import GenerationParams
+from harness import InputError
+from harness import Message
+from harness import ToolCall
 
 log = logging.getLogger("harness.serve")
 
@@ -87,26 +85,13 @@ def parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...] | None:
     calls = []
     for index, item in enumerate(raw):
         here = f"{where}[{index}]"
-        function = item.get("function") if isinstance(item, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise BadRequest(f"{here}.function.name must be a string", here)
-        calls.append(ToolCall(function["name"], _arguments(function.get("arguments"), here)))
-    return tuple(calls)
-
-
-def _arguments(raw: Any, where: str) -> JSON:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, str):
+        if not isinstance(item, dict) or not isinstance(item.get("function"), dict):
+            raise BadRequest(f"{here}.function must be an object with a name", here)
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(
-                f"{where}.function.arguments is not valid JSON: {exc}", where
-            ) from None
-    if not isinstance(raw, dict):
-        raise BadRequest(f"{where}.function.arguments must encode a JSON object", where)
-    return raw
+            calls.append(ToolCall.from_openai(item))
+        except ValueError as exc:
+            raise BadRequest(f"{here}.function: {exc}", here) from None
+    return tuple(calls)
 
 
 def parse_messages(raw: Any) -> tuple[Message, ...]:
@@ -292,14 +277,7 @@ class Reply:
 
 def new_reply(response: ChatResponse, model: str, mode: str | None, prefix: str) -> Reply:
     """Stamp a backend response with an id, a time and ids for its tool calls."""
-    calls = tuple(
-        {
-            "id": f"call_{uuid.uuid4().hex[:24]}",
-            "type": "function",
-            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-        }
-        for c in response.tool_calls or ()
-    )
+    calls = tuple(c.to_openai(f"call_{uuid.uuid4().hex[:24]}") for c in response.tool_calls or ())
     return Reply(response, model, mode, f"{prefix}-{uuid.uuid4().hex}", int(time.time()), calls)
 
 

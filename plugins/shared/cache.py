@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.records import ChatResponse, ToolCall
+from harness import ChatResponse
+from harness import ToolCall
 
 FILENAME = "responses.sqlite"
 

@@ -16,12 +16,13 @@ import hashlib
 import importlib.util
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
+from harness import InputError
 
 CARDS_FOLDER = "models"
 _HASHES: dict[tuple[str, int, int], str] = {}

@@ -32,7 +32,8 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("ok", "unknown_function", "bad_arguments", "error", "timeout", "killed", "bad_result")
@@ -140,7 +141,8 @@ def _type_name(expected: Any) -> str:
 
 
 def _validator(schema: dict[str, Any]) -> Any:
-    from jsonschema import Draft202012Validator, validators
+    from jsonschema import Draft202012Validator
+    from jsonschema import validators
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)

@@ -10,61 +10,35 @@ valid ground truths may be listed in ``sample.metadata["ground_truth_alternative
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-from harness import Metric, Outcome, Sample, Score
+from harness import Metric
+from harness import Outcome
+from harness import Sample
+from harness import Score
 
-from ._patterns import (
-    OTHER_UNCLASSIFIED,
-    PATTERNS,
-    Classification,
-    Evidence,
-    ExpectedCall,
-    FunctionSpec,
-    Step,
-    calls_from_any,
-    classify_trajectory,
-    compat_scores,
-    expected_from_any,
-    functions_from_any,
-    steps_from_any,
-)
+from . import SpecToolCompatParams
+from . import SpecToolParams
+from ._patterns import OTHER_UNCLASSIFIED
+from ._patterns import PATTERNS
+from ._patterns import Classification
+from ._patterns import Evidence
+from ._patterns import ExpectedCall
+from ._patterns import FunctionSpec
+from ._patterns import Step
+from ._patterns import calls_from_any
+from ._patterns import classify_trajectory
+from ._patterns import compat_scores
+from ._patterns import expected_from_any
+from ._patterns import functions_from_any
+from ._patterns import steps_from_any
 
 IRRELEVANCE = ("irrelevance", "live_irrelevance")
 RELEVANCE = ("live_relevance",)
-
-SPECTOOL_SCHEMA = {
-    "description": "SpecTool's seven error patterns per failed tool-use answer (corrected "
-    "definitions); adds a `patterns` field to every record.",
-    "properties": {
-        "trust_task_verdict": {
-            "type": "boolean",
-            "default": True,
-            "description": "When the task's own checker (bfcl_ast, apigen_match) says the "
-            "answer is right, report no pattern.",
-        },
-        "max_evidence": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 20,
-            "description": "At most this many evidence items per sample.",
-        },
-    },
-}
-COMPAT_SCHEMA = {
-    "description": "SpecTool's scores as the paper's code computes them (N = 10 steps, "
-    "missing required as IAN, exact-dict IAV); for comparison with its tables only.",
-    "properties": {
-        "max_steps": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 10,
-            "description": "N in (N - errors) / N; the paper hard-codes 10.",
-        },
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -138,10 +112,9 @@ def task_verdict(sample: Sample, outcome: Outcome) -> tuple[bool, str] | None:
         return None
     meta = sample.metadata or {}
     if "functions" in meta and "category" in meta:
-        from harness_plugins.bfcl._task import BFCLAst
+        from harness_plugins.bfcl import verdict
 
-        result = BFCLAst.verdict(sample, outcome)
-        return result.valid, result.error_type
+        return verdict(sample, outcome)
     if "tools" in meta and isinstance(sample.target, list):
         from harness_plugins.apigen import match_calls
 
@@ -178,12 +151,14 @@ class SpecTool(Metric):
     """Per sample: 0/1 per pattern, any pattern, per-call rates; labels ``patterns`` and
     ``pattern_evidence``."""
 
+    params: SpecToolParams
+
     def score(self, sample: Sample, outcome: Outcome) -> Score:
-        result = classify_sample(sample, outcome, self.params.get("trust_task_verdict", True))
+        result = classify_sample(sample, outcome, self.params.trust_task_verdict)
         values = {f"pattern_{code}": float(code in result.patterns) for code in PATTERNS}
         values["patterns_any"] = float(bool(result.patterns))
         values.update(result.rates())
-        limit = int(self.params.get("max_evidence", 20))
+        limit = self.params.max_evidence
         labels = {
             "patterns": list(result.patterns),
             "pattern_evidence": [e.to_dict() for e in result.evidence[:limit]],
@@ -197,6 +172,8 @@ class SpecTool(Metric):
 class SpecToolCompat(Metric):
     """The paper's per-pattern accuracies (higher = fewer errors), for its tables only."""
 
+    params: SpecToolCompatParams
+
     def score(self, sample: Sample, outcome: Outcome) -> Score:
         view = view_of(sample, outcome)
         steps = view.steps
@@ -205,9 +182,7 @@ class SpecToolCompat(Metric):
         truths: Sequence[Sequence[ExpectedCall]] = [
             t for t in [view.expected, *view.alternatives] if t is not None
         ]
-        scores = compat_scores(
-            steps, truths, view.functions, max_steps=int(self.params.get("max_steps", 10))
-        )
+        scores = compat_scores(steps, truths, view.functions, max_steps=self.params.max_steps)
         values = {f"compat_{code}": scores[code] for code in PATTERNS}
         errors = {code: int(scores[f"{code}_errors"]) for code in PATTERNS}
         return Score(

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from typing import get_args
 
 from harness_plugins.shared.toolsets import TOOLSETS
 
-AUGMENTATIONS = ("seed", "constraint", "paraphrase", "irrelevant", "multi_call", "similar_names")
+from . import Augmentation
+
+AUGMENTATIONS: tuple[str, ...] = get_args(Augmentation)
 #: BFCL argument names -> our tool sets' names (same meaning, different spelling).
 ALIASES = {"num1": "a", "num2": "b", "number1": "a", "number2": "b", "location": "city"}
 PARAPHRASES = (
@@ -91,11 +96,11 @@ def _map_call(name: str, args: dict[str, Any], index: dict) -> tuple[str, dict] 
 
 
 def bfcl_seeds(categories: tuple[str, ...] = ("simple_python", "parallel")) -> list[Probe]:
-    from harness_plugins.bfcl import _data as data
+    from harness_plugins.bfcl import entries
 
     index, probes = _function_index(), []
     for category in categories:
-        for entry, truth in data.entries(category):
+        for entry, truth in entries(category):
             mapped = [_map_call(*next(iter(c.items())), index) for c in truth or []]
             if not mapped or None in mapped or len({m[0] for m in mapped}) != 1:
                 continue

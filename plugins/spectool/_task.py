@@ -15,29 +15,35 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from harness_plugins.shared.sandbox import check_arguments, run_call
+from harness_plugins.shared.sandbox import check_arguments
+from harness_plugins.shared.sandbox import run_call
 from harness_plugins.shared.toolsets import TOOLSETS
 
-from harness import (
-    BuildContext,
-    ChatRequest,
-    DecodeError,
-    GenerationParams,
-    Message,
-    Metric,
-    Outcome,
-    Sample,
-    Score,
-    Task,
-    ToolCall,
-)
-from harness.decoding import load_decoder
+from harness import BuildContext
+from harness import ChatRequest
+from harness import DecodeError
+from harness import GenerationParams
+from harness import Message
+from harness import Metric
+from harness import Outcome
+from harness import Sample
+from harness import Score
+from harness import Task
+from harness import ToolCall
 
-from ._probes import AUGMENTATIONS, Probe, apigen_seeds, augment, bfcl_seeds
+from ._probes import Probe
+from ._probes import apigen_seeds
+from ._probes import augment
+from ._probes import bfcl_seeds
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from . import SpecToolTaskParams
 
 FINISH = {
     "name": "finish",
@@ -58,75 +64,27 @@ PROMPT_FORMAT = (
     "Here are the functions in JSON format:\n{functions}"
 )
 
-TASK_SCHEMA = {
-    "description": "SpecTool-style probes (from BFCL and APIGen-format seeds, augmented) played "
-    "as multi-step episodes over executable tool sets, with validator feedback on or off.",
-    "properties": {
-        "sources": {
-            "type": "array",
-            "items": {"enum": ["bfcl", "apigen"]},
-            "default": ["bfcl", "apigen"],
-            "description": "Where seeds come from.",
-        },
-        "apigen_path": {
-            "type": "string",
-            "format": "file",
-            "description": "APIGen-format seed file (default: the shipped one).",
-        },
-        "augmentations": {
-            "type": "array",
-            "items": {"enum": list(AUGMENTATIONS)},
-            "default": list(AUGMENTATIONS),
-        },
-        "toolsets": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Only probes over these tool sets (default: all).",
-        },
-        "limit": {"type": "integer", "minimum": 1, "description": "Play the first N probes."},
-        "mode": {"enum": ["prompt", "native", "constrained"], "default": "native"},
-        "decoder": {
-            "type": "string",
-            "description": "Default: python_calls in prompt mode, else openai_tool_calls.",
-        },
-        "feedback": {
-            "type": "boolean",
-            "default": True,
-            "description": "Validator messages as observations (SpecTool's feedback).",
-        },
-        "max_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
-        "max_tokens": {"type": "integer", "minimum": 1, "default": 256},
-        "max_calls_per_step": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 3,
-            "description": "Constrained mode: at most this many calls in one model turn.",
-        },
-        "call_timeout_s": {"type": "number", "minimum": 0.1, "default": 5},
-    },
-}
-
 
 class SpecToolTask(Task):
     default_metrics = ("spectool_success", "spectool")
+    params: SpecToolTaskParams
 
-    def __init__(self, params: dict[str, Any], context: BuildContext) -> None:
+    def __init__(self, params: SpecToolTaskParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        self.mode = params["mode"]
+        self.mode = params.mode
         default = "python_calls" if self.mode == "prompt" else "openai_tool_calls"
-        self.decoder = load_decoder(params.get("decoder") or default)
+        self.decoder = context.build("decoder", params.decoder or default)
 
     def probes(self) -> list[Probe]:
+        p = self.params
         seeds: list[Probe] = []
-        if "bfcl" in self.params["sources"]:
+        if "bfcl" in p.sources:
             seeds += bfcl_seeds()
-        if "apigen" in self.params["sources"]:
-            path = self.params.get("apigen_path")
-            seeds += apigen_seeds(Path(path) if path else None)
-        wanted = self.params.get("toolsets")
-        seeds = [s for s in seeds if not wanted or s.toolset in wanted]
-        probes = list(augment(seeds, tuple(self.params["augmentations"]), self.context.seed or 0))
-        return probes[: self.params["limit"]] if self.params.get("limit") else probes
+        if "apigen" in p.sources:
+            seeds += apigen_seeds(Path(p.apigen_path) if p.apigen_path else None)
+        seeds = [s for s in seeds if not p.toolsets or s.toolset in p.toolsets]
+        probes = list(augment(seeds, tuple(p.augmentations), self.context.seed or 0))
+        return probes[: p.limit] if p.limit else probes
 
     def samples(self) -> Iterator[Sample]:
         for probe in self.probes():
@@ -152,7 +110,7 @@ class SpecToolTask(Task):
         return len(self.probes())
 
     def data_files(self) -> list[Path]:
-        path = self.params.get("apigen_path")
+        path = self.params.apigen_path
         return [Path(path)] if path else []
 
     def play(self, sample: Sample, backend: Any) -> Outcome:
@@ -164,7 +122,7 @@ class Episode:
 
     def __init__(self, task: SpecToolTask, sample: Sample, backend: Any) -> None:
         self.task, self.sample, self.backend = task, sample, backend
-        self.params = task.params
+        self.params: SpecToolTaskParams = task.params
         self.specs = {t["function"]["name"]: t["function"] for t in sample.tools or ()}
         self.messages = list(sample.messages)
         if task.mode == "prompt":
@@ -177,7 +135,7 @@ class Episode:
         self.answer: str | None = None
 
     def run(self) -> Outcome:
-        for _ in range(self.params["max_steps"]):
+        for _ in range(self.params.max_steps):
             if self.step():
                 break
         executed = [
@@ -190,7 +148,7 @@ class Episode:
             "trajectory": self.steps,
             "mode": self.task.mode,
             "finished": self.answer is not None,
-            "feedback": self.params["feedback"],
+            "feedback": self.params.feedback,
             "subtask": self.sample.metadata["category"],
         }
         output = (
@@ -209,10 +167,10 @@ class Episode:
             tools=None if self.task.mode == "prompt" else self.sample.tools,
             tool_choice=None if self.task.mode == "prompt" else "auto",
             params=GenerationParams(
-                max_tokens=self.params["max_tokens"],
+                max_tokens=self.params.max_tokens,
                 temperature=0.0,
                 seed=self.task.context.seed,
-                extra={"max_calls": self.params["max_calls_per_step"]},
+                extra={"max_calls": self.params.max_calls_per_step},
             ),
             task=self.task.context.id,
             sample_id=self.sample.id,
@@ -236,7 +194,7 @@ class Episode:
         self.steps.append(
             {"calls": None, "executed": False, "observation": f"format error: {detail}"}
         )
-        if not self.params["feedback"]:
+        if not self.params.feedback:
             return True
         self._observe("ERROR | format error: answer with function calls as instructed. " + detail)
         return False
@@ -256,14 +214,14 @@ class Episode:
         record = {"calls": [call.to_dict()], "executed": False, "observation": None}
         self.steps.append(record)
         problem = self._validate(call)
-        if problem and self.params["feedback"]:
+        if problem and self.params.feedback:
             record["observation"] = f"ERROR | {problem}"
             return f"{call.name}: ERROR | {problem}"
         result = run_call(
             self.sample.metadata["toolset"],
             call.name,
             call.arguments,
-            timeout_s=self.params["call_timeout_s"],
+            timeout_s=self.params.call_timeout_s,
         )
         record["executed"] = result.kind not in ("unknown_function", "bad_arguments")
         record["observation"] = (

@@ -9,7 +9,8 @@ model's function name up here and nowhere else: a name that is not registered ne
 Tool set modules are loaded by file path in a ``python -I -S`` child, so each must be
 self-contained: standard library only, no relative imports, every import at the top (the child
 drops privileges after loading the module and may no longer read the standard library), data
-inline, deterministic, offline.
+inline (the specs in a JSON file beside the module, read when it loads), deterministic,
+offline.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import files, math_tools, movies, weather
+from . import files
+from . import math_tools
+from . import movies
+from . import weather
 
 JSON_TO_PYTHON = {
     "string": "str",

@@ -9,6 +9,8 @@ path-traversal arguments fail as errors instead of reading anything.
 from __future__ import annotations
 
 import fnmatch
+import json
+from pathlib import Path
 
 INITIAL_FILES = {
     "readme.txt": "Welcome to the toy file system.\n",
@@ -18,47 +20,9 @@ INITIAL_FILES = {
 }
 MAX_CONTENT = 4096
 
-TOOLS = [
-    {
-        "name": "list_files",
-        "description": "List the files under a directory ('' for the root).",
-        "parameters": {
-            "type": "object",
-            "properties": {"directory": {"type": "string", "description": "Directory path."}},
-            "required": ["directory"],
-        },
-    },
-    {
-        "name": "read_file",
-        "description": "Read a text file.",
-        "parameters": {
-            "type": "object",
-            "properties": {"path": {"type": "string", "description": "Relative file path."}},
-            "required": ["path"],
-        },
-    },
-    {
-        "name": "write_file",
-        "description": "Write a text file (the toy file system is reset after every call).",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "Relative file path."},
-                "content": {"type": "string", "maxLength": MAX_CONTENT, "description": "Text."},
-            },
-            "required": ["path", "content"],
-        },
-    },
-    {
-        "name": "find_files",
-        "description": "Find files whose name matches a glob pattern such as '*.txt'.",
-        "parameters": {
-            "type": "object",
-            "properties": {"pattern": {"type": "string", "maxLength": 64, "description": "Glob."}},
-            "required": ["pattern"],
-        },
-    },
-]
+
+#: the allow-list: each function's spec, kept as data beside this module
+TOOLS = json.loads(Path(__file__).with_suffix(".json").read_text(encoding="utf-8"))
 
 
 def _clean(path: str, allow_root: bool = False) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 MOVIES = [
     {"id": "tt0133093", "title": "The Matrix", "year": 1999, "director": "Lana Wachowski"},
     {"id": "tt0234215", "title": "The Matrix Reloaded", "year": 2003, "director": "Lana Wachowski"},
@@ -18,41 +21,9 @@ PROVIDERS = {
     ("tt0245429", "JP"): ["Netflix"],
 }
 
-TOOLS = [
-    {
-        "name": "search_movies",
-        "description": "Search films by (part of) their title, optionally by release year.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "title": {"type": "string", "description": "Title or part of it."},
-                "year": {"type": "integer", "description": "Release year."},
-            },
-            "required": ["title"],
-        },
-    },
-    {
-        "name": "get_movie_details",
-        "description": "Details of one film by its id (e.g. 'tt0133093').",
-        "parameters": {
-            "type": "object",
-            "properties": {"movie_id": {"type": "string", "description": "Film id."}},
-            "required": ["movie_id"],
-        },
-    },
-    {
-        "name": "get_streaming_providers",
-        "description": "Streaming services offering a film in a country.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "movie_id": {"type": "string", "description": "Film id."},
-                "country": {"type": "string", "description": "ISO 3166 code, e.g. 'US'."},
-            },
-            "required": ["movie_id", "country"],
-        },
-    },
-]
+
+#: the allow-list: each function's spec, kept as data beside this module
+TOOLS = json.loads(Path(__file__).with_suffix(".json").read_text(encoding="utf-8"))
 
 
 def search_movies(title: str, year: int | None = None) -> list:

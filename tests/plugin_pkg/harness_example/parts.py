@@ -8,7 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 
-from harness import Backend, ChatRequest, ChatResponse, Message, Metric, Sample, Task
+from harness import Backend
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import Message
+from harness import Metric
+from harness import Sample
+from harness import Task
 
 QUESTION = re.compile(r"What is (-?\d+) plus (-?\d+)\?")
 

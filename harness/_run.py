@@ -1,4 +1,5 @@
-"""Running a manifest: build the parts, play every unfinished sample, write results.
+"""Running a manifest: build the parts, play every unfinished sample, write results, record
+provenance (which code, plugins, data and seeds produced the run).
 
 The run directory is the single source of truth: ``samples.jsonl`` grows as samples finish,
 and everything else (``results.json``, ``summary.csv``, ``report.html``) is derived from it, so
@@ -7,36 +8,66 @@ an interrupted run resumes by skipping the keys already there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
+import sys
 import tempfile
-from contextlib import ExitStack
+from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
 from hashlib import sha256
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from harness import provenance
-from harness.errors import RunDirError
-from harness.execute import WorkUnit, build, default_metric_entries, run_unit
-from harness.interfaces import Backend, Metric, Task
-from harness.manifest import Entry, Manifest
-from harness.plugins import PluginHost
-from harness.progress import Progress
-from harness.records import RunInfo, SampleRecord
-from harness.report import write_report
-from harness.results import MANIFEST, write_results
-from harness.store import SAMPLES, SampleWriter, drop_errors, finished_keys
+from harness._errors import RunDirError
+from harness._manifest import Entry
+from harness._manifest import Manifest
+from harness._manifest import load_manifest
+from harness._parts import Backend
+from harness._parts import Builder
+from harness._parts import Metric
+from harness._parts import Task
+from harness._play import Progress
+from harness._play import WorkUnit
+from harness._play import default_metric_entries
+from harness._play import run_unit
+from harness._plugins import PluginHost
+from harness._records import RunEnded
+from harness._records import RunInfo
+from harness._records import RunStarted
+from harness._records import SampleFinished
+from harness._records import SampleRecord
+from harness._report import write_report
+from harness._results import MANIFEST
+from harness._results import write_results
+from harness._store import SAMPLES
+from harness._store import Key
+from harness._store import SampleWriter
+from harness._store import drop_errors
+from harness._store import finished_keys
 
 
 @dataclass(frozen=True)
 class RunResult:
+    """What :func:`run_manifest` returns: where the run is, how it ended, the content of
+    ``results.json``, how many samples were played now and how many were already done, how
+    many samples each failing metric could not score (with the first error), and the plugin
+    hooks that raised."""
+
     run_dir: Path
     status: str
     results: dict[str, Any] | None
     played: int
     skipped: int
+    metric_errors: dict[str, int] = field(default_factory=dict)
+    first_metric_error: str | None = None
+    hook_errors: list[str] = field(default_factory=list)
 
 
 def default_out(manifest: Manifest) -> Path:
@@ -71,7 +102,7 @@ def check_run_dir(run_dir: Path, manifest: Manifest) -> dict[str, Any] | None:
             f"{run_dir}: holds a run of a different manifest (backends, tasks, metrics or seed "
             "changed); pass --out with a new directory, or delete this one to start over"
         )
-    return existing
+    return dict(existing)
 
 
 class Run:
@@ -91,6 +122,9 @@ class Run:
         self.base_dir = manifest.path.resolve().parent
         self.seed = manifest.run.seed
         self.played = 0
+        self.metric_errors: Counter[str] = Counter()
+        self.first_metric_error: str | None = None
+        self.hook_errors: list[str] = []
 
     def execute(self) -> RunResult:
         existing = check_run_dir(self.run_dir, self.manifest)
@@ -98,37 +132,33 @@ class Run:
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
         done = finished_keys(self.run_dir / SAMPLES)
-        with ExitStack() as stack:
-            parts = self._build_parts(stack)
+        builder = Builder(self.host, self.base_dir, self.seed, self.run_dir)
+        try:
+            parts = self._build_parts(builder)
             doc = self._write_manifest(existing, parts)
             info = RunInfo(str(self.run_dir), self.manifest.name, doc, len(done))
             return self._play(info, parts, done)
+        finally:
+            builder.close()
 
     # --- building ---------------------------------------------------------------------------
 
-    def _build_parts(self, stack: ExitStack) -> dict[str, Any]:
-        backends: dict[str, Backend] = {}
-        for entry in self.manifest.backends:
-            backends[entry.id] = build(self.host, entry, self.base_dir, self.seed)
-            stack.callback(backends[entry.id].close)
-        tasks: dict[str, Task] = {
-            e.id: build(self.host, e, self.base_dir, self.seed) for e in self.manifest.tasks
-        }
-        metrics = {
+    def _build_parts(self, builder: Builder) -> dict[str, Any]:
+        """Every backend, task and metric of the run, each built once."""
+        backends = {e.id: builder.build_entry(e) for e in self.manifest.backends}
+        tasks = {e.id: builder.build_entry(e) for e in self.manifest.tasks}
+        entries = {
             task_id: default_metric_entries(task, self.manifest.metrics)
             for task_id, task in tasks.items()
         }
-        for entries in metrics.values():
-            for entry in entries:
-                self.host.component("metric", entry.type)  # unknown default metric: clear error
-        return {"backends": backends, "tasks": tasks, "metric_entries": metrics}
-
-    def _metrics_for(self, entries: tuple[Entry, ...]) -> list[Metric]:
-        return [build(self.host, e, self.base_dir, self.seed) for e in entries]
+        metrics = {e.id: builder.build_entry(e) for es in entries.values() for e in es}
+        return {"backends": backends, "tasks": tasks, "metric_entries": entries, "metrics": metrics}
 
     # --- provenance -------------------------------------------------------------------------
 
-    def _write_manifest(self, existing: dict[str, Any] | None, parts: dict[str, Any]) -> dict:
+    def _write_manifest(
+        self, existing: dict[str, Any] | None, parts: dict[str, Any]
+    ) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         used_metrics = [e for es in parts["metric_entries"].values() for e in es]
         doc = {
@@ -141,18 +171,13 @@ class Run:
             "started_at": (existing or {}).get("started_at", now),
             "resumed_at": [*(existing or {}).get("resumed_at", []), now] if existing else [],
             "seed": self.seed,
-            "environment": provenance.environment(),
-            "plugins": provenance.plugin_versions(self.host, self.manifest, used_metrics),
-            "data": {tid: self._task_provenance(t) for tid, t in parts["tasks"].items()},
+            "environment": environment(),
+            "plugins": plugin_versions(self.host, self.manifest, used_metrics),
+            "data": {tid: _task_provenance(t) for tid, t in parts["tasks"].items()},
             "backends": {bid: b.info() for bid, b in parts["backends"].items()},
         }
         write_json_atomic(self.run_dir / MANIFEST, redact(doc, self.manifest.env_values))
         return doc
-
-    @staticmethod
-    def _task_provenance(task: Task) -> dict[str, Any]:
-        files = [Path(p) for p in task.data_files()]
-        return {**task.info(), **provenance.data_fingerprint(files)}
 
     def results_context(self, doc: dict[str, Any]) -> dict[str, Any]:
         m = self.manifest
@@ -175,13 +200,13 @@ class Run:
 
     # --- playing ----------------------------------------------------------------------------
 
-    def _play(self, info: RunInfo, parts: dict[str, Any], done: set) -> RunResult:
-        self.host.run_start(info)
+    def _play(self, info: RunInfo, parts: dict[str, Any], done: set[Key]) -> RunResult:
         units = self._units(parts)
         total = _expected_total(units, parts["tasks"], len(done))
+        self._notify("on_run_start", run=info, event=RunStarted(info, total))
         progress = Progress(total, f"harness {self.manifest.name}", enabled=self.show_progress)
         writer = SampleWriter(self.run_dir / SAMPLES, self.manifest.run.flush_every)
-        status = "failed"
+        status, error = "failed", None
         try:
             for unit in units:
                 self._run_unit(unit, parts, done, writer, progress, info)
@@ -189,15 +214,41 @@ class Run:
         except KeyboardInterrupt:
             status = "interrupted"
             raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             writer.close()
             progress.close()
             if status != "finished":
-                self.host.run_end(info, None, status)
+                self._end(info, status, None, len(done), error)
         results = write_results(self.run_dir, self.results_context(info.manifest))
-        write_report(self.run_dir)
-        self.host.run_end(info, results, status)
-        return RunResult(self.run_dir, status, results, self.played, len(done))
+        write_report(self.run_dir, self.host)
+        self._end(info, status, results, len(done), None)
+        return RunResult(
+            self.run_dir,
+            status,
+            results,
+            self.played,
+            len(done),
+            dict(self.metric_errors),
+            self.first_metric_error,
+            self.hook_errors,
+        )
+
+    def _end(
+        self,
+        info: RunInfo,
+        status: str,
+        results: dict[str, Any] | None,
+        skipped: int,
+        error: str | None,
+    ) -> None:
+        event = RunEnded(info, status, results, self.played, skipped, error)
+        self._notify("on_run_end", run=info, results=results, status=status, event=event)
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        self.hook_errors += self.host.notify(hook, **kwargs)
 
     def _units(self, parts: dict[str, Any]) -> list[WorkUnit]:
         m = self.manifest
@@ -218,26 +269,41 @@ class Run:
         self,
         unit: WorkUnit,
         parts: dict[str, Any],
-        done: set,
+        done: set[Key],
         writer: SampleWriter,
         progress: Progress,
         info: RunInfo,
     ) -> None:
         backend = parts["backends"][unit.backend.id]
         task = parts["tasks"][unit.task.id]
-        metrics = self._metrics_for(unit.metrics)
+        metrics: list[Metric] = [parts["metrics"][e.id] for e in unit.metrics]
         concurrency = max(1, backend_concurrency(backend, self.manifest.run.concurrency))
-        hooks = self.host.has_sample_hooks()
+        hooks = self.host.has_impls("on_sample_finished")
 
         def emit(record: SampleRecord) -> None:
             data = redact(record.to_dict(), self.manifest.env_values)
             writer.write(data)
             self.played += 1
+            self._count_metric_errors(data)
             progress.update()
             if hooks:
-                self.host.sample_finished(info, data)
+                event = SampleFinished(info, SampleRecord.from_dict(data))
+                self._notify("on_sample_finished", run=info, record=data, event=event)
 
         run_unit(unit, (task, backend, metrics), done, concurrency, emit)
+
+    def _count_metric_errors(self, data: dict[str, Any]) -> None:
+        for metric_id, message in (data.get("metric_errors") or {}).items():
+            self.metric_errors[metric_id] += 1
+            if self.first_metric_error is None:
+                self.first_metric_error = (
+                    f"metric {metric_id!r} on sample {data['sample_id']!r}: {message}"
+                )
+
+
+def _task_provenance(task: Task) -> dict[str, Any]:
+    files = [Path(p) for p in task.data_files()]
+    return {**task.info(), **data_fingerprint(files)}
 
 
 def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) -> int | None:
@@ -278,18 +344,80 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def run_manifest(
-    manifest: Manifest,
-    host: PluginHost,
+    manifest: Manifest | str | Path,
+    host: PluginHost | None = None,
     out: str | Path | None = None,
     progress: bool = True,
     retry_errors: bool = False,
 ) -> RunResult:
-    """Run (or resume) a manifest into ``out`` (default ``run.out``, else ``runs/<name>``).
+    """Run (or resume) a manifest into ``out`` (default ``run.out``, else ``runs/<name>``) and
+    return the run's :class:`RunResult` (``.results`` is the content of ``results.json``).
 
-    ``retry_errors`` plays again the samples of an earlier run that ended in an error (an API
-    outage, a wrong key); scored samples are never recomputed.
+    ``manifest`` is a :func:`load_manifest` result or a path to load. Running again into the
+    same directory resumes: finished samples are never recomputed. ``retry_errors`` plays again
+    the samples of an earlier run that ended in an error (an API outage, a wrong key).
+
+    >>> result = run_manifest("registry/manifests/replay-example.yaml", out="runs/x")
+    >>> result.results["results"]["qa"]["recorded"]["exact_match"]
+    0.75
     """
+    host = host or PluginHost.current()
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest, host)
     run_dir = Path(out or manifest.run.out or default_out(manifest))
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out")
     return Run(manifest, host, run_dir, progress, retry_errors).execute()
+
+
+# --- provenance ---------------------------------------------------------------------------
+
+
+def harness_version() -> str:
+    try:
+        return version("harness")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_fingerprint(files: list[Path]) -> dict[str, Any]:
+    """Each data file's sha256 and size, plus one combined hash for the task's data."""
+    hashes = [file_sha256(p) for p in files]
+    entries = [
+        {"path": str(p), "sha256": h, "bytes": p.stat().st_size}
+        for p, h in zip(files, hashes, strict=True)
+    ]
+    combined = hashlib.sha256("".join(hashes).encode()).hexdigest()
+    return {"sha256": combined, "files": entries}
+
+
+def plugin_versions(host: PluginHost, manifest: Manifest, extra: list[Entry]) -> dict[str, Any]:
+    """``"kind:name" -> {package, version, plugin}`` for every part the run uses."""
+    out = {}
+    for entry in [*manifest.backends, *manifest.tasks, *manifest.metrics, *extra]:
+        component = host.component(entry.kind, entry.type)
+        out[f"{entry.kind}:{entry.type}"] = {
+            "package": component.package,
+            "version": component.version,
+            "plugin": component.plugin,
+        }
+    return dict(sorted(out.items()))
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "harness": harness_version(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+    }

@@ -1,4 +1,5 @@
-"""Playing samples: one work unit (a backend x a task x a shard of samples) at a time.
+"""Playing samples: one work unit (a backend x a task x a shard of samples) at a time, with
+progress on a terminal or in plain lines.
 
 A :class:`WorkUnit` is plain data (it pickles), so a future executor can ship it to another
 process or to an existing distributed engine such as Ray; the local executor below runs it
@@ -8,20 +9,29 @@ in this process with a bounded number of samples in flight.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from typing import Any
+from typing import TextIO
 
-from harness.errors import HarnessError
-from harness.interfaces import Backend, BuildContext, Metric, Task
-from harness.manifest import Entry
-from harness.plugins import PluginHost
-from harness.records import Outcome, Sample, SampleRecord, Score
-from harness.schema import with_defaults
-from harness.store import Key
+from tqdm import tqdm
+
+from harness._errors import HarnessError
+from harness._manifest import Entry
+from harness._parts import Backend
+from harness._parts import Metric
+from harness._parts import Task
+from harness._records import Outcome
+from harness._records import Sample
+from harness._records import SampleRecord
+from harness._records import Score
+from harness._store import Key
 
 
 @dataclass(frozen=True)
@@ -36,23 +46,6 @@ class WorkUnit:
     seed: int | None = None
     shard: int = 0
     num_shards: int = 1
-
-
-def build(host: PluginHost, entry: Entry, base_dir: Path, seed: int | None) -> Any:
-    """Instantiate a manifest entry through its plugin's (lazy) factory."""
-    component = host.component(entry.kind, entry.type)
-    factory = component.load()
-    context = BuildContext(id=entry.id, base_dir=base_dir, seed=seed)
-    params = with_defaults(entry.params, component.schema)
-    try:
-        return factory(params, context)
-    except HarnessError:
-        raise
-    except Exception as exc:
-        raise HarnessError(
-            f"{entry.kind} {entry.id!r} (type {entry.type!r}, package {component.package!r}) "
-            f"could not be set up: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def default_metric_entries(task: Task, extra: tuple[Entry, ...]) -> tuple[Entry, ...]:
@@ -91,10 +84,14 @@ def play_one(
     try:
         outcome = task.play(sample, backend)
     except Exception as exc:
-        fields = {"retries": exc.retries} if isinstance(getattr(exc, "retries", None), int) else {}
+        retries = getattr(exc, "retries", None)
+        fields = {"retries": retries} if isinstance(retries, int) else {}
         outcome = Outcome(output=None, error=f"{type(exc).__name__}: {exc}", fields=fields)
     total_s = time.perf_counter() - started
-    scores, labels, error = _score(metrics, sample, outcome)
+    scores, labels, failures = _score(metrics, sample, outcome)
+    extra = {**_retries(outcome), **outcome.fields, **labels}
+    if failures:
+        extra["metric_errors"] = failures
     return SampleRecord(
         backend=unit.backend.id,
         task=unit.task.id,
@@ -102,10 +99,10 @@ def play_one(
         output=outcome.output,
         calls=None if outcome.calls is None else [c.to_dict() for c in outcome.calls],
         scores=scores,
-        error=error,
+        error=outcome.error,
         timing=_timing(outcome, total_s),
         target=sample.target,
-        extra={**_retries(outcome), **outcome.fields, **labels},
+        extra=extra,
     )
 
 
@@ -117,20 +114,28 @@ def _retries(outcome: Outcome) -> dict[str, int]:
 
 def _score(
     metrics: list[Metric], sample: Sample, outcome: Outcome
-) -> tuple[dict[str, float], dict[str, Any], str | None]:
-    if outcome.error is not None:
-        return {}, {}, outcome.error
+) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
+    """Every metric's values and labels. A metric that raises is recorded under its own id in
+    the third value; the others keep their scores."""
     scores: dict[str, float] = {}
     labels: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    if outcome.error is not None:
+        return scores, labels, failures
     for metric in metrics:
         try:
-            result = metric.score(sample, outcome)
+            score = _as_score(metric.score(sample, outcome))
+            values = {k: float(v) for k, v in score.values.items()}
         except Exception as exc:
-            return {}, {}, f"metric {metric.context.id!r} failed: {type(exc).__name__}: {exc}"
-        score = result if isinstance(result, Score) else Score(values=dict(result))
-        scores.update({k: float(v) for k, v in score.values.items()})
+            failures[metric.context.id] = f"{type(exc).__name__}: {exc}"
+            continue
+        scores.update(values)
         labels.update(score.labels)
-    return scores, labels, None
+    return scores, labels, failures
+
+
+def _as_score(result: Score | Mapping[str, float]) -> Score:
+    return result if isinstance(result, Score) else Score(values=dict(result))
 
 
 def _timing(outcome: Outcome, total_s: float) -> dict[str, float]:
@@ -164,26 +169,29 @@ def run_unit(
         for s in select_samples(task, unit)
         if (unit.backend.id, unit.task.id, str(s.id)) not in done
     )
+
+    def play(sample: Sample) -> SampleRecord:
+        return play_one(unit, task, backend, metrics, sample)
+
     if concurrency <= 1:
         for sample in todo:
-            emit(play_one(unit, task, backend, metrics, sample))
+            emit(play(sample))
         return
-    _run_threaded(unit, parts, todo, concurrency, emit)
+    _run_threaded(todo, play, concurrency, emit)
 
 
 def _run_threaded(
-    unit: WorkUnit,
-    parts: tuple[Task, Backend, list[Metric]],
     todo: Iterator[Sample],
+    play: Callable[[Sample], SampleRecord],
     concurrency: int,
     emit: Callable[[SampleRecord], None],
 ) -> None:
-    task, backend, metrics = parts
+    """At most ``2 * concurrency`` samples submitted at once, records emitted as they finish."""
     pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="harness-sample")
     in_flight: set[cf.Future[SampleRecord]] = set()
     try:
         for sample in todo:
-            in_flight.add(pool.submit(play_one, unit, task, backend, metrics, sample))
+            in_flight.add(pool.submit(play, sample))
             if len(in_flight) >= concurrency * 2:
                 finished, in_flight = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
@@ -192,3 +200,59 @@ def _run_threaded(
             emit(future.result())
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class Progress:
+    """Counts finished samples. ``interval_s`` spaces the plain lines when not on a terminal."""
+
+    def __init__(
+        self,
+        total: int | None,
+        label: str,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        interval_s: float = 10.0,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.total, self.label, self.enabled = total, label, enabled
+        self.count = 0
+        self._started = self._last = time.monotonic()
+        self._interval = interval_s
+        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar = (
+            tqdm(total=total, desc=label, unit="sample", file=self.stream, dynamic_ncols=True)
+            if enabled and is_tty
+            else None
+        )
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        if self.enabled and now - self._last >= self._interval:
+            self._last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self._started, 1e-9)
+        rate = self.count / elapsed
+        total = f"/{self.total}" if self.total is not None else ""
+        eta = ""
+        if self.total and rate > 0:
+            eta = f", ETA {max(self.total - self.count, 0) / rate:.0f}s"
+        print(
+            f"{self.label}: {self.count}{total} samples ({rate:.1f}/s{eta})",
+            file=self.stream,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled and self.count:
+            self._line(time.monotonic())

@@ -14,13 +14,17 @@ from __future__ import annotations
 import json
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.store import SAMPLES, iter_records
+from harness._store import SAMPLES
+from harness._store import iter_records
 
 RESULTS = "results.json"
 SUMMARY = "summary.csv"
@@ -45,11 +49,14 @@ NAN = float("nan")
 NO_SCORES = "(no scores)"
 
 Key = tuple[str, str, str]  # backend, task, subtask ("" for the whole task)
+JSON = dict[str, Any]
 
 
-def _collect(records: Iterable[dict[str, Any]]) -> tuple[dict, dict]:
+def _collect(
+    records: Iterable[dict[str, Any]],
+) -> tuple[dict[tuple[str, str, str, str], array[float]], dict[Key, list[int]]]:
     """Stream records into compact per-key value arrays (8 bytes a value) and counts."""
-    values: dict[tuple[str, str, str, str], array] = {}
+    values: dict[tuple[str, str, str, str], array[float]] = {}
     counts: dict[Key, list[int]] = {}
     for rec in records:
         keys = [(rec["backend"], rec["task"], "")]
@@ -66,7 +73,7 @@ def _collect(records: Iterable[dict[str, Any]]) -> tuple[dict, dict]:
     return values, counts
 
 
-def _mean_stderr(values: array) -> tuple[float, float]:
+def _mean_stderr(values: array[float]) -> tuple[float, float]:
     """Exactly rounded (``math.fsum``), hence independent of the order samples finished in."""
     n = len(values)
     mean = math.fsum(values) / n
@@ -76,19 +83,20 @@ def _mean_stderr(values: array) -> tuple[float, float]:
     return mean, math.sqrt(variance) / math.sqrt(n)
 
 
-def _spread(values: array) -> tuple[float, float, float]:
+def _spread(values: array[float]) -> tuple[float, float, float]:
     """Median, 10th and 90th percentiles (nearest-rank) of a metric that is not 0/1 valued:
     latencies and token rates are reported by their distribution, not only their mean."""
     if all(v in (0.0, 1.0) for v in values):
         return NAN, NAN, NAN
     ordered = sorted(values)
-    return tuple(ordered[max(0, math.ceil(q * len(ordered)) - 1)] for q in (0.5, 0.1, 0.9))
+    median, p10, p90 = (ordered[max(0, math.ceil(q * len(ordered)) - 1)] for q in (0.5, 0.1, 0.9))
+    return median, p10, p90
 
 
 def _row(key: Key, metric: str, count: list[int], **stats: Any) -> dict[str, Any]:
     backend, task, subtask = key
     level = "subtask" if subtask else "task"
-    row = dict.fromkeys(SUMMARY_COLUMNS, NAN)
+    row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS, NAN)
     row.update(
         backend=backend,
         task=task,
@@ -104,7 +112,9 @@ def _row(key: Key, metric: str, count: list[int], **stats: Any) -> dict[str, Any
     return row
 
 
-def _base_rows(values: dict, counts: dict) -> list[dict[str, Any]]:
+def _base_rows(
+    values: dict[tuple[str, str, str, str], array[float]], counts: dict[Key, list[int]]
+) -> list[dict[str, Any]]:
     rows = []
     for (backend, task, subtask, metric), vals in values.items():
         key = (backend, task, subtask)
@@ -128,7 +138,7 @@ def _base_rows(values: dict, counts: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def _group_rows(rows: list[dict], groups: dict[str, list[dict[str, Any]]]) -> list[dict]:
+def _group_rows(rows: list[JSON], groups: dict[str, list[JSON]]) -> list[JSON]:
     """Rows for declared groups: means over member subtasks (or earlier groups) that ran."""
     known = {
         (r["backend"], r["task"], r["subtask"], r["metric"]): r
@@ -148,7 +158,9 @@ def _group_rows(rows: list[dict], groups: dict[str, list[dict[str, Any]]]) -> li
     return out
 
 
-def _group_row(backend: str, task: str, metric: str, spec: dict, known: dict) -> dict | None:
+def _group_row(
+    backend: str, task: str, metric: str, spec: JSON, known: dict[tuple[str, str, str, str], JSON]
+) -> JSON | None:
     members = [known.get((backend, task, m, metric)) for m in spec["members"]]
     present = [m for m in members if m is not None and not math.isnan(m["value"])]
     if not present or (spec.get("require_all") and len(present) < len(members)):
@@ -181,7 +193,9 @@ def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {task: info["groups"] for task, info in data.items() if info.get("groups")}
 
 
-def aggregate_frame(samples_path: Path, groups: dict | None = None) -> pd.DataFrame:
+def aggregate_frame(
+    samples_path: Path, groups: dict[str, list[JSON]] | None = None
+) -> pd.DataFrame:
     """One row per (backend, task, level, subtask, metric): mean, standard error, counts.
 
     Streams ``samples.jsonl`` once; memory grows with 8 bytes per score, not per record.
@@ -281,4 +295,30 @@ def run_label(run_dir: Path) -> str:
 
 def load_document(run_dir: Path, name: str) -> dict[str, Any]:
     path = Path(run_dir) / name
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+@dataclass(frozen=True, eq=False)
+class RunView:
+    """A run directory, read-only, as ``report_sections`` hooks see it: the resolved
+    ``manifest`` (``manifest.json``), the ``aggregates`` (one row per backend, task, level,
+    subtask and metric, as in ``summary.csv``) and the sample records, streamed."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    aggregates: pd.DataFrame
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunView:
+        run_dir = Path(run_dir)
+        return cls(run_dir, cls.read_manifest(run_dir), aggregate_run(run_dir))
+
+    @staticmethod
+    def read_manifest(run_dir: Path) -> dict[str, Any]:
+        path = Path(run_dir) / MANIFEST
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of ``samples.jsonl``, one at a time (a run can be large)."""
+        return iter_records(self.run_dir / SAMPLES)

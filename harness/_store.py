@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
+from harness._errors import RunDirError
 
 SAMPLES = "samples.jsonl"
 Key = tuple[str, str, str]
@@ -59,7 +59,7 @@ def _end_of_last_line(handle: Any, size: int) -> int:
         handle.seek(start)
         cut = handle.read(end - start).rfind(b"\n")
         if cut >= 0:
-            return start + cut + 1
+            return int(start + cut + 1)
         end = start
     return 0
 
@@ -74,7 +74,8 @@ def drop_errors(path: Path) -> int:
     tmp = path.with_name(f".{path.name}.tmp")
     with path.open("rb") as source, tmp.open("wb") as target:
         for line in source:
-            if json.loads(line).get("error") is not None:
+            record = json.loads(line)
+            if record.get("error") is not None or record.get("metric_errors"):
                 dropped += 1
             else:
                 target.write(line)

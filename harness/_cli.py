@@ -16,8 +16,10 @@ from typing import Any
 
 import click
 
-from harness.errors import HarnessError, ManifestError
-from harness.plugins import get_host, iter_plugin_rows
+from harness._errors import HarnessError
+from harness._errors import ManifestError
+from harness._plugins import get_host
+from harness._plugins import iter_plugin_rows
 
 EXAMPLES = """
 \b
@@ -108,8 +110,8 @@ def run(
     Running it again with the same --out resumes: finished samples are never recomputed
     (samples that ended in an error are kept as they are unless --retry-errors is given).
     """
-    from harness.manifest import load_manifest
-    from harness.runner import run_manifest
+    from harness._manifest import load_manifest
+    from harness._run import run_manifest
 
     host = get_host()
     loaded = load_manifest(manifest, host, sets, limit)
@@ -118,6 +120,18 @@ def run(
     _print_scores(result.run_dir)
     click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
     click.echo(f"report: {result.run_dir / 'report.html'}")
+    _check_metric_errors(result)
+
+
+def _check_metric_errors(result: Any) -> None:
+    """A metric that raised leaves its mean over fewer samples than played: say so and exit 1."""
+    if not result.metric_errors:
+        return
+    counts = ", ".join(f"{m!r} on {n} sample(s)" for m, n in sorted(result.metric_errors.items()))
+    raise HarnessError(
+        f"metrics failed: {counts} (first: {result.first_metric_error}); the other scores are "
+        "kept; fix the metric, then rerun with --retry-errors to score those samples again"
+    )
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -125,8 +139,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _print_scores(run_dir: Path) -> None:
-    from harness.report import distribution_table, score_table
-    from harness.results import aggregate_run, error_count
+    from harness._report import distribution_table
+    from harness._report import score_table
+    from harness._results import aggregate_run
+    from harness._results import error_count
 
     frame = aggregate_run(run_dir)
     table = score_table(frame)
@@ -147,7 +163,7 @@ def _print_scores(run_dir: Path) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="As for `run`.")
 def validate(manifest: Path, sets: tuple[str, ...]) -> None:
     """Check MANIFEST against the core schema and that of every plugin it names."""
-    from harness.manifest import load_manifest
+    from harness._manifest import load_manifest
 
     loaded = load_manifest(manifest, get_host(), sets)
     click.echo(
@@ -188,8 +204,8 @@ def _left_aligned(rows: list[dict[str, Any]], columns: list[str], width: int = 7
 @click.option("--markdown", is_flag=True, help="Print the manifest reference as Markdown.")
 def schema(markdown: bool) -> None:
     """Print the manifest JSON Schema (the core plus every installed plugin)."""
-    from harness.schema import composed_schema
-    from harness.schemadoc import schema_markdown
+    from harness._docgen import schema_markdown
+    from harness._schema import composed_schema
 
     composed = composed_schema(get_host().catalog)
     click.echo(schema_markdown(composed) if markdown else json.dumps(composed, indent=2))
@@ -199,7 +215,7 @@ def schema(markdown: bool) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def report(run_dir: Path) -> None:
     """Render RUN_DIR's report.html again and print its score table."""
-    from harness.report import write_report
+    from harness._report import write_report
 
     _require_run_dir(run_dir)
     path = write_report(run_dir)
@@ -216,7 +232,7 @@ def report(run_dir: Path) -> None:
 )
 def compare(run_dirs: tuple[Path, ...]) -> None:
     """Print runs side by side: task and metric rows, a column per run and backend."""
-    from harness.compare import compare_table
+    from harness._report import compare_table
 
     for run_dir in run_dirs:
         _require_run_dir(run_dir)

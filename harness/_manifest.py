@@ -11,26 +11,24 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import ManifestError
-from harness.plugins import PluginHost
-from harness.registry import MANIFEST_KINDS, UnknownPlugin
-from harness.schema import (
-    SECTIONS,
-    core_schema,
-    entry_schema,
-    file_fields,
-    resolve_path,
-    with_defaults,
-)
-from harness.validation import schema_problems
+from harness._errors import ManifestError
+from harness._plugins import PluginHost
+from harness._plugins import UnknownPlugin
+from harness._schema import MANIFEST_KINDS
+from harness._schema import SECTIONS
+from harness._schema import core_schema
+from harness._schema import resolve_params
+from harness._schema import schema_problems
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -219,10 +217,19 @@ def _join(path: str, key: Any) -> str:
 
 
 def load_manifest(
-    path: str | Path, host: PluginHost, sets: Sequence[str] = (), limit: int | None = None
+    path: str | Path,
+    host: PluginHost | None = None,
+    sets: Sequence[str] = (),
+    limit: int | None = None,
 ) -> Manifest:
-    """Read, override, expand and validate a manifest; raise :class:`ManifestError` listing
-    every problem, or return the resolved :class:`Manifest`."""
+    """Read, override (``sets``: ``KEY=VALUE`` as ``--set`` takes them), expand and validate a
+    manifest against the core schema and each plugin's parameters.
+
+    Raises :class:`ManifestError` listing every problem (one line each, ``FILE: field: what is
+    wrong (fix)``), or returns the resolved :class:`Manifest`. ``host`` defaults to the
+    process-wide :class:`PluginHost` with every installed plugin.
+    """
+    host = host or PluginHost.current()
     path = Path(path)
     label = str(path)
     raw = read_document(path)
@@ -279,10 +286,9 @@ def _check_entries(
         except UnknownPlugin as exc:
             problems.append(f"{where}.type: {exc}")
             continue
-        schema = entry_schema(component)
-        found = schema_problems(item, schema, where, base_dir)
+        params, found = resolve_params(component, item, where, base_dir)
         problems += found
-        entry_id = item.get("id", item["type"])
+        entry_id = str(item.get("id", item["type"]))
         if entry_id in seen:
             problems.append(
                 f"{where}.id: {entry_id!r} is used by {section}[{seen[entry_id]}] too; "
@@ -290,14 +296,5 @@ def _check_entries(
             )
         seen[entry_id] = index
         if not found:
-            params = _resolve_params(item, schema, base_dir)
             entries.append(Entry(kind, entry_id, item["type"], params, raw[section][index]))
     return tuple(entries), problems
-
-
-def _resolve_params(item: dict[str, Any], schema: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    params = with_defaults({k: v for k, v in item.items() if k not in ("type", "id")}, schema)
-    for key in file_fields(schema):
-        if isinstance(params.get(key), str):
-            params[key] = str(resolve_path(params[key], base_dir))
-    return params

@@ -7,7 +7,10 @@ Backends, tasks and metrics exchange only these, never live objects.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 JSON = dict[str, Any]
@@ -22,6 +25,35 @@ class ToolCall:
 
     def to_dict(self) -> JSON:
         return {"name": self.name, "arguments": self.arguments}
+
+    def to_openai(self, call_id: str | None = None) -> JSON:
+        """OpenAI's wire shape: ``{"id", "type": "function", "function": {name, arguments}}``
+        with the arguments as a JSON string."""
+        arguments = json.dumps(self.arguments, ensure_ascii=False)
+        function = {"name": self.name, "arguments": arguments}
+        return {"id": call_id, "type": "function", "function": function}
+
+    @classmethod
+    def from_openai(cls, item: Any) -> ToolCall:
+        """Read ``{"name", "arguments"}`` or OpenAI's ``{"function": {"name", "arguments"}}``,
+        with the arguments as an object or a JSON string (empty means no arguments).
+
+        Model output is untrusted: anything else raises :class:`ValueError` saying why.
+        """
+        body = item.get("function", item) if isinstance(item, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise ValueError(f"a tool call needs a string 'name': {_short(item)}")
+        arguments = body.get("arguments") or {}
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"arguments of {body['name']!r} are not valid JSON: {exc}"
+                ) from None
+        if not isinstance(arguments, dict):
+            raise ValueError(f"arguments of {body['name']!r} are not a JSON object")
+        return cls(name=body["name"], arguments=arguments)
 
 
 @dataclass(frozen=True)
@@ -50,7 +82,7 @@ class Message:
         return cls(
             role=data["role"],
             content=data.get("content"),
-            tool_calls=None if calls is None else tuple(ToolCall(**c) for c in calls),
+            tool_calls=None if calls is None else tuple(ToolCall.from_openai(c) for c in calls),
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),
         )
@@ -223,3 +255,71 @@ class SampleRecord:
         }
         out.update(self.extra)
         return out
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> SampleRecord:
+        """The inverse of :meth:`to_dict`: unknown fields go to ``extra``."""
+        known = ("backend", "task", "sample_id", "output", "calls", "scores", "error", "timing")
+        extra = {k: v for k, v in data.items() if k not in (*known, "target")}
+        return cls(
+            **{k: data.get(k) for k in known},  # type: ignore[arg-type]
+            target=data.get("target"),
+            extra=extra,
+        )
+
+
+# --- what lifecycle hooks receive -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """``on_run_start``: a run (or a resumed run) is about to play its first sample.
+
+    ``to_play`` is how many samples are left, when every task can say its size (else None).
+    """
+
+    run: RunInfo
+    to_play: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleFinished:
+    """``on_sample_finished``: one sample's record was appended to ``samples.jsonl``.
+
+    ``record`` is what was written (secrets already redacted).
+    """
+
+    run: RunInfo
+    record: SampleRecord
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """``on_run_end``: a run stopped. ``status`` is ``finished``, ``failed`` or ``interrupted``;
+    ``results`` is the content of ``results.json`` when it finished, else None; ``error`` says
+    why a failed run stopped."""
+
+    run: RunInfo
+    status: str
+    results: JSON | None = None
+    played: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One section a plugin adds to ``report.html`` (hook ``report_sections``).
+
+    ``html`` is a fragment the plugin built and escaped itself (``DataFrame.to_html`` does);
+    sections appear in ``order`` (then by title) after the core's score tables.
+    """
+
+    title: str
+    html: str
+    order: int = 100
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
