@@ -13,9 +13,32 @@ from typing import Any
 from typing import Literal
 
 from harness import Params
+from harness import Register
 from harness import ToolCall
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    register("apigen", "harness_plugins.apigen._task:APIGenTask", params=APIGenTaskParams)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register("apigen_format", "harness_plugins.apigen._checks:APIGenFormat", params=FormatParams)
+    register(
+        "apigen_execution", "harness_plugins.apigen._checks:APIGenExecution", params=ExecutionParams
+    )
+    register(
+        "apigen_semantic", "harness_plugins.apigen._checks:APIGenSemantic", params=SemanticParams
+    )
+    register(
+        "apigen_match",
+        "harness_plugins.apigen._task:APIGenMatch",
+        description="APIGen answers matched one to one (order-insensitive).",
+    )
+
 
 Mode = Literal["prompt", "native", "constrained"]
 
@@ -76,27 +99,6 @@ class JudgeParams(Params):
 
 class SemanticParams(ExecutionParams, JudgeParams):
     """APIGen stage 3: an LLM judge (any backend) on query, calls and results."""
-
-
-@hookimpl
-def register_tasks(register: Any) -> None:
-    register("apigen", "harness_plugins.apigen._task:APIGenTask", params=APIGenTaskParams)
-
-
-@hookimpl
-def register_metrics(register: Any) -> None:
-    register(
-        "apigen_match",
-        "harness_plugins.apigen._task:APIGenMatch",
-        description="APIGen answers matched one to one (order-insensitive).",
-    )
-    register("apigen_format", "harness_plugins.apigen._checks:APIGenFormat", params=FormatParams)
-    register(
-        "apigen_execution", "harness_plugins.apigen._checks:APIGenExecution", params=ExecutionParams
-    )
-    register(
-        "apigen_semantic", "harness_plugins.apigen._checks:APIGenSemantic", params=SemanticParams
-    )
 
 
 # --- what other plugins may use (SpecTool reads APIGen records and reuses the matching) ------

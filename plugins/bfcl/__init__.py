@@ -10,11 +10,30 @@ from typing import Literal
 
 from harness import Outcome
 from harness import Params
+from harness import Register
 from harness import ReportSection
 from harness import RunView
 from harness import Sample
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    register("bfcl", "harness_plugins.bfcl._task:BFCLTask", params=BFCLTaskParams)
+
+
+@hookimpl
+def report_sections(run: RunView) -> list[ReportSection]:
+    from ._report import sections
+
+    return sections(run)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register("bfcl_ast", "harness_plugins.bfcl._task:BFCLAst", params=BFCLAstParams)
+
 
 #: Categories whose answers are checked against ground truth (python AST categories).
 AstCategory = Literal[
@@ -69,23 +88,6 @@ class BFCLAstParams(Params):
         description="Parallel-call matching. 'optimal' is not BFCL's rule and is "
         "reported as accuracy_optimal, never as accuracy.",
     )
-
-
-@hookimpl
-def register_tasks(register: Any) -> None:
-    register("bfcl", "harness_plugins.bfcl._task:BFCLTask", params=BFCLTaskParams)
-
-
-@hookimpl
-def register_metrics(register: Any) -> None:
-    register("bfcl_ast", "harness_plugins.bfcl._task:BFCLAst", params=BFCLAstParams)
-
-
-@hookimpl
-def report_sections(run: RunView) -> list[ReportSection]:
-    from ._report import sections
-
-    return sections(run)
 
 
 # --- what other plugins may use (SpecTool builds probes from BFCL and reuses its checker) -------

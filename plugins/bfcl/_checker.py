@@ -127,6 +127,21 @@ _OPTIONS: dict[tuple[str, bool], _Options] = {
 }
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One BFCL entry being checked: the offered functions, the model's decoded calls, the
+    ground truth and the fixed settings."""
+
+    functions: list[dict[str, Any]]
+    calls: list[dict[str, dict[str, Any]]]
+    ground_truth: list[dict[str, Any]]
+    options: _Options
+
+    def function_for(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        """The offered function a ground-truth call names."""
+        return _find_function(self.functions, _answer_name(answer))
+
+
 class _TypeVerdict(NamedTuple):
     """Outcome of the type check: a failure, and whether the value is a ground-truth variable."""
 
@@ -170,10 +185,11 @@ def check_ast(
             "Did not output in the specified format.",
         )
     options = _OPTIONS[language, bool(underscore_to_dot)]
+    entry = _Entry(functions, calls, ground_truth, options)
     if "parallel" in category:
-        return _check_parallel(functions, calls, ground_truth, options, matching)
+        return _check_parallel(entry, matching)
     if "multiple" in category:
-        return _check_multiple(functions, calls, ground_truth, options)
+        return _check_multiple(entry)
     if len(calls) != 1:
         return _fail("simple_function_checker:wrong_count", "Wrong number of functions.")
     return _check_call(functions[0], calls[0], ground_truth[0], options)
@@ -251,53 +267,38 @@ def _answer_name(answer: Mapping[str, Any]) -> str:
     return next(iter(answer))
 
 
-def _check_multiple(
-    functions: list[dict[str, Any]],
-    calls: list[dict[str, dict[str, Any]]],
-    ground_truth: list[dict[str, Any]],
-    options: _Options,
-) -> CheckResult:
+def _check_multiple(entry: _Entry) -> CheckResult:
     """One call, checked against the function the ground truth names."""
-    if len(calls) != len(ground_truth):
+    if len(entry.calls) != len(entry.ground_truth):
         return _fail("multiple_function_checker:wrong_count", "Wrong number of functions.")
-    function = _find_function(functions, _answer_name(ground_truth[0]))
-    return _check_call(function, calls[0], ground_truth[0], options)
+    answer = entry.ground_truth[0]
+    return _check_call(entry.function_for(answer), entry.calls[0], answer, entry.options)
 
 
-def _check_parallel(
-    functions: list[dict[str, Any]],
-    calls: list[dict[str, dict[str, Any]]],
-    ground_truth: list[dict[str, Any]],
-    options: _Options,
-    matching: Matching,
-) -> CheckResult:
+def _check_parallel(entry: _Entry, matching: Matching) -> CheckResult:
     """Same number of calls as the ground truth, matched regardless of order."""
-    if len(calls) != len(ground_truth):
+    if len(entry.calls) != len(entry.ground_truth):
         return _fail("parallel_function_checker_no_order:wrong_count", "Wrong number of functions.")
     if matching == "optimal":
-        return _match_optimal(functions, calls, ground_truth, options)
-    return _match_greedy(functions, calls, ground_truth, options)
+        return _match_optimal(entry)
+    return _match_greedy(entry)
 
 
-def _match_greedy(
-    functions: list[dict[str, Any]],
-    calls: list[dict[str, dict[str, Any]]],
-    ground_truth: list[dict[str, Any]],
-    options: _Options,
-) -> CheckResult:
+def _match_greedy(entry: _Entry) -> CheckResult:
     """BFCL's rule: each ground-truth call takes the first unmatched model call that passes.
 
     A model call that could satisfy several ground-truth calls is taken by the earliest one, so
     a later ground-truth call can fail although a perfect assignment exists.
     """
+    calls = entry.calls
     matched: set[int] = set()
-    for index, answer in enumerate(ground_truth):
-        function = _find_function(functions, _answer_name(answer))
+    for index, answer in enumerate(entry.ground_truth):
+        function = entry.function_for(answer)
         errors: list[str] = []
         for position, call in enumerate(calls):
             if position in matched:
                 continue
-            result = _check_call(function, call, answer, options)
+            result = _check_call(function, call, answer, entry.options)
             if result.valid:
                 matched.add(position)
                 break
@@ -307,21 +308,18 @@ def _match_greedy(
     return _ok()
 
 
-def _match_optimal(
-    functions: list[dict[str, Any]],
-    calls: list[dict[str, dict[str, Any]]],
-    ground_truth: list[dict[str, Any]],
-    options: _Options,
-) -> CheckResult:
+def _match_optimal(entry: _Entry) -> CheckResult:
     """Not BFCL: valid when some one-to-one assignment satisfies every ground-truth call."""
     passes = []
-    for answer in ground_truth:
-        function = _find_function(functions, _answer_name(answer))
-        passes.append([_check_call(function, call, answer, options).valid for call in calls])
-    owner: list[int | None] = [None] * len(calls)
-    for index in range(len(ground_truth)):
+    for answer in entry.ground_truth:
+        function = entry.function_for(answer)
+        passes.append(
+            [_check_call(function, call, answer, entry.options).valid for call in entry.calls]
+        )
+    owner: list[int | None] = [None] * len(entry.calls)
+    for index in range(len(entry.ground_truth)):
         if not _augment(index, passes, owner, set()):
-            free = [i for i in range(len(calls)) if owner[i] is None]
+            free = [i for i in range(len(entry.calls)) if owner[i] is None]
             return _no_match(index, free, ["No one-to-one assignment satisfies every call."])
     return _ok()
 

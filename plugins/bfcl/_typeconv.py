@@ -68,6 +68,7 @@ _TRAILING_L = re.compile(r"[lL]$")
 # ---------------------------------------------------------------- Java patterns
 _JAVA_FLOAT = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?[fF]$")
 _JAVA_DOUBLE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
+_BOOLEANS = {"true": True, "false": False}  # written alike in Java and JavaScript
 _JAVA_LONG = re.compile(r"^-?\d+[lL]$")
 _JAVA_AS_LIST = re.compile(r"new\s+ArrayList<\w*>\(Arrays\.asList\((.+?)\)\)")
 _JAVA_ADD_BLOCK = re.compile(r"new\s+ArrayList<\w*>\(\)\s*\{\{\s*(.+?)\s*\}\}", re.DOTALL)
@@ -136,10 +137,8 @@ def java_convert(value: str, type_name: str, nested_type: str | None = None) -> 
 
 def _java_literal(text: str) -> Any:
     """Convert one untyped Java literal (used when no element type is known)."""
-    if text == "true":
-        return True
-    if text == "false":
-        return False
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
     if _is_quoted(text, '"'):
         return text[1:-1]
     if _JAVA_LONG.match(text):
@@ -222,10 +221,8 @@ def js_convert(value: str, type_name: str, nested_type: str | None = None) -> An
 def _js_literal(text: str) -> Any:
     """Convert one untyped JavaScript literal."""
     text = text.strip()
-    if text == "true":
-        return True
-    if text == "false":
-        return False
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
     if _is_quoted(text, "\"'"):
         return text[1:-1]
     return _int_or_float_or_text(text)

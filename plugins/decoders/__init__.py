@@ -11,13 +11,12 @@ Hooks only: the decoders live in :mod:`harness_plugins.decoders._decoders`.
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness import Register
 from harness import hookimpl
 
 
 @hookimpl
-def register_decoders(register: Any) -> None:
+def register_decoders(register: Register) -> None:
     module = "harness_plugins.decoders._decoders"
     register(
         "python_calls",

@@ -13,13 +13,12 @@ Hooks only: the metric lives in :mod:`harness_plugins.efficiency._metric`.
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness import Register
 from harness import hookimpl
 
 
 @hookimpl
-def register_metrics(register: Any) -> None:
+def register_metrics(register: Register) -> None:
     register(
         "efficiency",
         "harness_plugins.efficiency._metric:Efficiency",

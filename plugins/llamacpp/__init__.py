@@ -8,11 +8,15 @@ Hooks only (cheap to import): the backend itself lives in
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness import Params
+from harness import Register
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_backends(register: Register) -> None:
+    register("llamacpp", "harness_plugins.llamacpp._backend:LlamaCppBackend", params=LlamaCppParams)
 
 
 class LlamaCppParams(Params):
@@ -61,9 +65,7 @@ class LlamaCppParams(Params):
         description="llama-cpp-python chat format (e.g. chatml) instead of the GGUF's "
         "own chat template.",
     )
-    warmup: int = param(
-        1, minimum=0, description="Short generations run before the first sample (not recorded)."
-    )
+    warmup: int = param(1, minimum=0, description="Unrecorded generations before the first sample.")
     prompt_cache: bool = param(
         False,
         description="Reuse the KV cache of a shared prompt prefix; off, every sample "
@@ -75,8 +77,3 @@ class LlamaCppParams(Params):
         description="Constrained mode, templates without tools: the system text that "
         "lists the tools; {functions} is replaced by one JSON line per tool.",
     )
-
-
-@hookimpl
-def register_backends(register: Any) -> None:
-    register("llamacpp", "harness_plugins.llamacpp._backend:LlamaCppBackend", params=LlamaCppParams)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from harness import ToolCall
@@ -56,23 +57,16 @@ def tool_function(tool: JSON) -> JSON:
 def normalise_schema(schema: Any) -> Any:
     """A copy of ``schema`` with Python-style type names mapped to JSON Schema ones
     (``dict`` -> ``object``, ``float`` -> ``number``, ``any`` -> no type), recursively."""
-    if isinstance(schema, list):
-        return [normalise_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: JSON = {}
-    for key, value in schema.items():
-        if key == "type" and isinstance(value, str | list):
-            kind = _json_type(value)
-            if kind is not None:
-                out["type"] = kind
-        elif key == "properties" and isinstance(value, dict):
-            out[key] = {name: normalise_schema(sub) for name, sub in value.items()}
-        elif key == "properties":
-            continue  # a malformed "properties" would make every argument invalid
-        else:
-            out[key] = normalise_schema(value)
-    return out
+    return _rewrite(schema, _normalise_rule)
+
+
+def _normalise_rule(key: str, value: Any) -> Any:
+    if key == "type" and isinstance(value, str | list):
+        kind = _json_type(value)
+        return _DROP if kind is None else kind
+    if key == "properties":
+        return _DROP  # a malformed "properties" would make every argument invalid
+    return _KEEP
 
 
 def _json_type(kind: str | list) -> str | list | None:
@@ -96,19 +90,34 @@ def grammar_friendly(schema: Any) -> Any:
     """A copy without what llama.cpp's schema-to-grammar converter refuses but can do without:
     unanchored ``pattern``s (JSON Schema searches them anywhere in the string; the converter
     only takes ``^...$``). The grammar is then looser than the schema, never stricter."""
+    return _rewrite(schema, _grammar_rule)
+
+
+def _grammar_rule(key: str, value: Any) -> Any:
+    if key == "pattern" and isinstance(value, str):
+        return value if value.startswith("^") and value.endswith("$") else _DROP
+    return _KEEP
+
+
+_KEEP, _DROP = object(), object()
+
+
+def _rewrite(schema: Any, rule: Callable[[str, Any], Any]) -> Any:
+    """A copy of ``schema`` with ``rule(key, value)`` applied to the keywords of every nested
+    object: the rule returns a new value, ``_DROP`` (leave the keyword out) or ``_KEEP`` (copy
+    it, rewritten recursively). ``properties`` maps names to subschemas, never keywords."""
     if isinstance(schema, list):
-        return [grammar_friendly(s) for s in schema]
+        return [_rewrite(s, rule) for s in schema]
     if not isinstance(schema, dict):
         return schema
     out: JSON = {}
     for key, value in schema.items():
         if key == "properties" and isinstance(value, dict):
-            out[key] = {name: grammar_friendly(sub) for name, sub in value.items()}
-        elif key == "pattern" and isinstance(value, str):
-            if value.startswith("^") and value.endswith("$"):
-                out[key] = value
-        else:
-            out[key] = grammar_friendly(value)
+            out[key] = {name: _rewrite(sub, rule) for name, sub in value.items()}
+            continue
+        new = rule(key, value)
+        if new is not _DROP:
+            out[key] = _rewrite(value, rule) if new is _KEEP else new
     return out
 
 

@@ -20,8 +20,14 @@ from typing import Any
 from typing import Literal
 
 from harness import Params
+from harness import Register
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_backends(register: Register) -> None:
+    register("openai", "harness_plugins.openai._backend:OpenAIBackend", params=OpenAIParams)
 
 
 class OpenAIParams(Params):
@@ -98,11 +104,6 @@ class OpenAIParams(Params):
         description="More fields merged into every request body (server-specific, "
         "e.g. presence_penalty).",
     )
-
-
-@hookimpl
-def register_backends(register: Any) -> None:
-    register("openai", "harness_plugins.openai._backend:OpenAIBackend", params=OpenAIParams)
 
 
 @hookimpl

@@ -9,11 +9,15 @@ Hooks and parameters only: the task and the metric live in :mod:`harness_plugins
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness import Params
+from harness import Register
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    register("qa", "harness_plugins.qa._task:QATask", params=QAParams)
 
 
 class QAParams(Params):
@@ -41,10 +45,5 @@ class ExactMatchParams(Params):
 
 
 @hookimpl
-def register_tasks(register: Any) -> None:
-    register("qa", "harness_plugins.qa._task:QATask", params=QAParams)
-
-
-@hookimpl
-def register_metrics(register: Any) -> None:
+def register_metrics(register: Register) -> None:
     register("exact_match", "harness_plugins.qa._task:ExactMatch", params=ExactMatchParams)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import BuildContext
 from harness import InputError
 from harness import Message
 from harness import Metric
@@ -28,9 +27,9 @@ class QATask(Task):
     default_metrics = ("exact_match",)
     params: QAParams
 
-    def __init__(self, params: QAParams, context: BuildContext) -> None:
-        super().__init__(params, context)
-        self.path = Path(params.path)
+    @property
+    def path(self) -> Path:
+        return Path(self.params.path)
 
     def samples(self) -> Iterator[Sample]:
         p = self.params

@@ -15,11 +15,15 @@ Hooks and parameters only: the backend lives in :mod:`harness_plugins.replay._ba
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness import Params
+from harness import Register
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_backends(register: Register) -> None:
+    register("replay", "harness_plugins.replay._backend:ReplayBackend", params=ReplayParams)
 
 
 class ReplayParams(Params):
@@ -29,8 +33,3 @@ class ReplayParams(Params):
         description='JSONL file: {"task", "sample_id", "output"} or "tool_calls" per line.',
         format="file",
     )
-
-
-@hookimpl
-def register_backends(register: Any) -> None:
-    register("replay", "harness_plugins.replay._backend:ReplayBackend", params=ReplayParams)

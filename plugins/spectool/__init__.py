@@ -4,15 +4,43 @@ imported lazily), and the report's SpecTool section."""
 
 from __future__ import annotations
 
-from typing import Any
 from typing import Literal
 from typing import get_args
 
 from harness import Params
+from harness import Register
 from harness import ReportSection
 from harness import RunView
 from harness import hookimpl
 from harness import param
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    register("spectool", "harness_plugins.spectool._task:SpecToolTask", params=SpecToolTaskParams)
+
+
+@hookimpl
+def report_sections(run: RunView) -> list[ReportSection]:
+    from . import _report
+
+    return _report.sections(run)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register(
+        "spectool_success",
+        "harness_plugins.spectool._task:SpecToolSuccess",
+        description="A probe episode ran every expected call and finished.",
+    )
+    register("spectool", "harness_plugins.spectool._metric:SpecTool", params=SpecToolParams)
+    register(
+        "spectool-compat",
+        "harness_plugins.spectool._metric:SpecToolCompat",
+        params=SpecToolCompatParams,
+    )
+
 
 #: How seeds become probes (see :mod:`harness_plugins.spectool._probes`).
 Augmentation = Literal[
@@ -71,30 +99,3 @@ class SpecToolCompatParams(Params):
     max_steps: int = param(
         10, minimum=1, description="N in (N - errors) / N; the paper hard-codes 10."
     )
-
-
-@hookimpl
-def register_tasks(register: Any) -> None:
-    register("spectool", "harness_plugins.spectool._task:SpecToolTask", params=SpecToolTaskParams)
-
-
-@hookimpl
-def register_metrics(register: Any) -> None:
-    register(
-        "spectool_success",
-        "harness_plugins.spectool._task:SpecToolSuccess",
-        description="A probe episode ran every expected call and finished.",
-    )
-    register("spectool", "harness_plugins.spectool._metric:SpecTool", params=SpecToolParams)
-    register(
-        "spectool-compat",
-        "harness_plugins.spectool._metric:SpecToolCompat",
-        params=SpecToolCompatParams,
-    )
-
-
-@hookimpl
-def report_sections(run: RunView) -> list[ReportSection]:
-    from ._report import sections
-
-    return sections(run)
