@@ -174,7 +174,11 @@ def validate(manifest: Path, sets: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.option("--kind", help="Only this kind (backend, task, metric).")
+@click.option(
+    "--kind",
+    type=click.Choice(["backend", "task", "metric", "decoder", "hooks", "broken"]),
+    help="Only rows of this kind: parts, plugins' other hooks, or plugins that failed to load.",
+)
 def plugins(as_json: bool, kind: str | None) -> None:
     """List every discovered plugin and what it contributes."""
     rows = [r for r in iter_plugin_rows(get_host()) if kind is None or r["kind"] == kind]

@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Protocol
 
 from harness._errors import HarnessError
 from harness._records import ChatRequest
@@ -42,16 +41,6 @@ log = logging.getLogger("harness")
 DECODE_ERROR_KINDS = ("empty", "syntax", "shape", "native")
 
 
-class PartBuilder(Protocol):
-    """What builds parts for a run (the run's builder; see :meth:`BuildContext.build`)."""
-
-    def build(
-        self, kind: str, spec: str | Mapping[str, Any], *, id: str | None = None, where: str = ""
-    ) -> Any: ...
-
-    def check(self, kind: str, spec: str | Mapping[str, Any], *, where: str = "") -> None: ...
-
-
 @dataclass(frozen=True)
 class BuildContext:
     """Where and how a part is being built: its id in the manifest, the manifest's folder, the
@@ -62,7 +51,7 @@ class BuildContext:
     seed: int | None = None
     run_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    builder: PartBuilder | None = field(default=None, repr=False, compare=False)
+    builder: Builder | None = field(default=None, repr=False, compare=False)
 
     def build(
         self,
@@ -76,8 +65,8 @@ class BuildContext:
 
         ``spec`` is a plugin name or a manifest-style entry (``{"type": ..., params...}``),
         validated against that plugin's parameters like a manifest entry. Within a run the part
-        is built once for the same spec and closed when the run ends; outside a run (a part
-        built by hand) ``context.builder.close()`` closes it. ``lazy=True`` validates now and
+        is built once for the same spec and closed when the run ends; with a context made by
+        hand (no ``builder``) the caller closes what it built. ``lazy=True`` validates now and
         returns a function that builds the part on its first call (a judge model loads only
         if some sample needs it).
         """

@@ -376,20 +376,19 @@ def reset_host(host: PluginHost | None = None) -> None:
 
 
 def iter_plugin_rows(host: PluginHost) -> Iterable[dict[str, Any]]:
-    """Rows for ``harness plugins``: one per contributed part, plus hook-only and broken plugins."""
-    contributed = set()
-    for component in host.catalog:
-        contributed.add(component.plugin)
-        yield component.describe()
+    """Rows for ``harness plugins``: one per contributed part, then one ``hooks`` row per plugin
+    that implements other hooks (lifecycle, report, commands), and one per broken plugin."""
+    yield from (component.describe() for component in host.catalog)
+    registration = set(REGISTRATION_HOOKS.values())
     for info in host.plugins.values():
-        if info.name in contributed:
+        other = [h for h in info.hooks if h not in registration]
+        if not info.error and not other:
             continue
-        kind = "broken" if info.error else "hooks"
         yield {
             "name": info.name,
-            "kind": kind,
+            "kind": "broken" if info.error else "hooks",
             "package": info.package,
             "version": info.version,
             "plugin": info.name,
-            "description": info.error or ", ".join(info.hooks),
+            "description": info.error or ", ".join(other),
         }

@@ -92,9 +92,12 @@ def _failed_samples(run_dir: Path, limit: int = 50) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_report(run_dir: Path, host: PluginHost | None = None) -> str:
+def render_report(
+    run_dir: Path, host: PluginHost | None = None, failures: list[str] | None = None
+) -> str:
     """The report page: provenance, scores, measurements, every aggregate, the sections that
-    plugins add, then the samples that could not be scored."""
+    plugins add, then the samples that could not be scored. ``failures`` collects the report
+    hooks that raised."""
     view = RunView.open(run_dir)
     frame, manifest = view.aggregates, view.manifest
     name = html.escape(str(manifest.get("name", run_dir.name)))
@@ -111,7 +114,7 @@ def render_report(run_dir: Path, host: PluginHost | None = None) -> str:
             _section("Measurements (median, p10, p90)", spread.to_html(float_format="%.4g"))
         )
     parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
-    parts += _plugin_sections(view, host)
+    parts += _plugin_sections(view, host, failures if failures is not None else [])
     errors = _failed_samples(run_dir)
     if not errors.empty:
         note = (
@@ -145,10 +148,11 @@ def _provenance(manifest: dict[str, Any]) -> str:
     return f"<table>{rows}</table>{files}" if rows else files
 
 
-def _plugin_sections(view: RunView, host: PluginHost | None) -> list[str]:
+def _plugin_sections(view: RunView, host: PluginHost | None, failed: list[str]) -> list[str]:
     from harness._plugins import PluginHost
 
     sections, failures = (host or PluginHost.current()).report_sections(view)
+    failed += failures
     out = [_section(s.title, s.html) for s in sections]
     for failure in failures:
         log.warning("report section of %s", failure)
@@ -158,9 +162,11 @@ def _plugin_sections(view: RunView, host: PluginHost | None) -> list[str]:
     return out
 
 
-def write_report(run_dir: Path, host: PluginHost | None = None) -> Path:
+def write_report(
+    run_dir: Path, host: PluginHost | None = None, failures: list[str] | None = None
+) -> Path:
     path = Path(run_dir) / REPORT
-    path.write_text(render_report(Path(run_dir), host), encoding="utf-8")
+    path.write_text(render_report(Path(run_dir), host, failures), encoding="utf-8")
     return path
 
 

@@ -301,9 +301,11 @@ def load_document(run_dir: Path, name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)
 class RunView:
-    """A run directory, read-only, as ``report_sections`` hooks see it: the resolved
-    ``manifest`` (``manifest.json``), the ``aggregates`` (one row per backend, task, level,
-    subtask and metric, as in ``summary.csv``) and the sample records, streamed."""
+    """A run directory, read-only, as ``report_sections`` hooks see it: ``manifest`` (the
+    content of ``manifest.json``; the manifest as written is ``manifest["manifest"]``), the
+    ``aggregates`` (one row per backend, task, level, subtask and metric, as in
+    ``summary.csv``) and the sample records, streamed: dicts whose ``task`` and ``backend``
+    are the entries' ids (see :meth:`entry_ids`)."""
 
     run_dir: Path
     manifest: dict[str, Any]
@@ -318,6 +320,14 @@ class RunView:
     def read_manifest(run_dir: Path) -> dict[str, Any]:
         path = Path(run_dir) / MANIFEST
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def entry_ids(self, kind: str, plugin: str) -> set[str]:
+        """The ids of the manifest's entries of one kind made by one plugin (type): a plugin's
+        report section picks its own records with ``record["task"] in run.entry_ids("task",
+        "my_task")``, whatever ids the user gave its entries."""
+        section = {"backend": "backends", "task": "tasks", "metric": "metrics"}[kind]
+        entries = self.manifest.get("manifest", {}).get(section) or []
+        return {str(e.get("id", e["type"])) for e in entries if e.get("type") == plugin}
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of ``samples.jsonl``, one at a time (a run can be large)."""

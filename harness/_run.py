@@ -223,7 +223,7 @@ class Run:
             if status != "finished":
                 self._end(info, status, None, len(done), error)
         results = write_results(self.run_dir, self.results_context(info.manifest))
-        write_report(self.run_dir, self.host)
+        write_report(self.run_dir, self.host, self.hook_errors)
         self._end(info, status, results, len(done), None)
         return RunResult(
             self.run_dir,

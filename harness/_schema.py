@@ -300,6 +300,7 @@ class Params(Mapping[str, Any]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         dataclass(frozen=True, kw_only=True)(cls)
+        _check_declaration(cls)
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
@@ -334,6 +335,23 @@ class Params(Mapping[str, Any]):
 
     def _names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+
+
+def _check_declaration(cls: type[Params]) -> None:
+    """Refuse, when the class is defined, a type the schema cannot express or a default that
+    its own declaration would reject: the plugin's author sees it, not a user's manifest."""
+    hints = get_type_hints(cls)
+    for f in fields(cls):  # type: ignore[arg-type]
+        where = f"{cls.__name__}.{f.name}"
+        if hints[f.name] is not Any and not _type_schema(hints[f.name]):
+            raise TypeError(
+                f"{where}: type {hints[f.name]!r} has no JSON Schema; use bool, int, "
+                "float, str, Path, Literal, list, dict or a union with None"
+            )
+        schema = _field_schema(hints[f.name], f)
+        default = schema.pop("default", None)
+        if default is not None and not Draft202012Validator(schema).is_valid(default):
+            raise TypeError(f"{where}: the default {default!r} does not match {schema}")
 
 
 def _required(f: Field[Any]) -> bool:

@@ -188,7 +188,7 @@ def harness_run(harness_host: PluginHost, tmp_path: Path) -> Callable[..., RunRe
     """Run a manifest (dict, YAML text or path) into ``tmp_path``; returns the RunResult.
 
     Relative data paths in a dict or text manifest start at ``tmp_path``. Keyword arguments:
-    ``out`` (default ``tmp_path / "run"``), ``retry_errors``.
+    ``out`` (default ``"run"``; a relative folder is inside ``tmp_path``), ``retry_errors``.
     """
 
     def run(
@@ -197,7 +197,7 @@ def harness_run(harness_host: PluginHost, tmp_path: Path) -> Callable[..., RunRe
         retry_errors: bool = False,
     ) -> RunResult:
         path = _manifest_path(manifest, tmp_path)
-        target = Path(out) if out is not None else tmp_path / "run"
+        target = tmp_path / (out if out is not None else "run")  # an absolute out stays
         return run_manifest(path, harness_host, target, progress=False, retry_errors=retry_errors)
 
     return run

@@ -232,6 +232,36 @@ def test_plugins_add_report_sections_and_a_broken_one_does_not_break_the_report(
     assert "<h2>Counted samples</h2>\n<p>10 records</p>" in page
     assert "<h2>Report sections that failed</h2>" in page and "KeyError" in page
     assert page.index("Counted samples") > page.index("<h2>Scores</h2>")
+    assert any("broken-report" in e and "KeyError" in e for e in result.hook_errors)
+
+
+def test_run_view_names_a_plugins_entries_whatever_their_ids(
+    counting: Any, harness_run: Any
+) -> None:
+    from harness import RunView
+
+    result = harness_run(manifest())
+    view = RunView.open(result.run_dir)
+    assert view.entry_ids("task", "count") == {"t1", "t2"}
+    assert view.entry_ids("backend", "scripted") == {"a", "b"}
+    assert view.entry_ids("metric", "count") == set()
+    mine = [r for r in view.records() if r["task"] in view.entry_ids("task", "count")]
+    assert len(mine) == 10
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        ('n: int = param("abc")', "A.n: the default 'abc' does not match"),
+        ("n: int = param(0, minimum=1)", "A.n: the default 0 does not match"),
+        ("n: object = param(None)", "A.n: type <class 'object'> has no JSON Schema"),
+    ],
+)
+def test_a_params_declaration_is_checked_when_the_class_is_defined(
+    declaration: str, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        exec(f"class A(Params):\n    {declaration}", {"Params": Params, "param": param})
 
 
 def test_params_declare_each_parameter_once() -> None:

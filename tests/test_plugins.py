@@ -42,7 +42,9 @@ def test_example_package_is_discovered_through_its_entry_point(example_plugin: P
         ("calculator", "backend"),
         ("addition", "task"),
         ("numeric_match", "metric"),
+        ("example", "hooks"),  # its other hooks are listed too
     }
+    assert mine[("example", "hooks")]["description"] == "on_run_end"
     assert all(r["version"] == "0.3.1" for r in mine.values())
 
 

@@ -30,6 +30,7 @@ class ReplayParams(Params):
     """Replays recorded outputs from a JSONL file (one line per task and sample)."""
 
     path: str = param(
-        description='JSONL file: {"task", "sample_id", "output"} or "tool_calls" per line.',
         format="file",
+        description='JSONL file, one line per sample: {"task": the task entry\'s id, '
+        '"sample_id", "output"}, or "tool_calls" instead of "output".',
     )
