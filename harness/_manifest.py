@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from harness._schema import core_schema
 from harness._schema import resolve_params
 from harness._schema import schema_problems
 
+log = logging.getLogger("harness")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -296,5 +298,28 @@ def _check_entries(
             )
         seen[entry_id] = index
         if not found:
-            entries.append(Entry(kind, entry_id, item["type"], params, raw[section][index]))
+            written = _redact_secrets(raw[section][index], component.schema, where)
+            raw[section][index] = written
+            entries.append(Entry(kind, entry_id, item["type"], params, written))
     return tuple(entries), problems
+
+
+def _redact_secrets(item: dict[str, Any], schema: dict[str, Any], where: str) -> dict[str, Any]:
+    """The entry as it may be written down: a parameter its plugin declares secret
+    (``writeOnly``) keeps an ``${ENV}`` reference as written, and a literal value becomes
+    ``***`` with a warning, so a key never reaches ``manifest.json`` or ``results.json``."""
+    out = dict(item)
+    for key, prop in (schema.get("properties") or {}).items():
+        value = out.get(key)
+        if not prop.get("writeOnly") or value is None:
+            continue
+        if isinstance(value, str) and ENV_REF.fullmatch(value.strip()):
+            continue
+        out[key] = "***"
+        log.warning(
+            "%s.%s: a secret written literally; write ${SOME_ENV} instead so it stays out "
+            "of the manifest file (it is never written to the run directory)",
+            where,
+            key,
+        )
+    return out

@@ -166,7 +166,8 @@ def write_report(
     run_dir: Path, host: PluginHost | None = None, failures: list[str] | None = None
 ) -> Path:
     path = Path(run_dir) / REPORT
-    path.write_text(render_report(Path(run_dir), host, failures), encoding="utf-8")
+    page = render_report(Path(run_dir), host, failures)
+    path.write_text(page, encoding="utf-8", errors="backslashreplace")  # lone surrogates too
     return path
 
 

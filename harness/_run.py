@@ -48,6 +48,7 @@ from harness._results import MANIFEST
 from harness._results import write_results
 from harness._store import SAMPLES
 from harness._store import Key
+from harness._store import RunDirLock
 from harness._store import SampleWriter
 from harness._store import drop_errors
 from harness._store import finished_keys
@@ -127,8 +128,12 @@ class Run:
         self.hook_errors: list[str] = []
 
     def execute(self) -> RunResult:
-        existing = check_run_dir(self.run_dir, self.manifest)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunDirLock(self.run_dir):
+            return self._execute_locked()
+
+    def _execute_locked(self) -> RunResult:
+        existing = check_run_dir(self.run_dir, self.manifest)
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
         done = finished_keys(self.run_dir / SAMPLES)
@@ -281,7 +286,7 @@ class Run:
         hooks = self.host.has_impls("on_sample_finished")
 
         def emit(record: SampleRecord) -> None:
-            data = redact(record.to_dict(), self.manifest.env_values)
+            data = record.to_dict()
             writer.write(data)
             self.played += 1
             self._count_metric_errors(data)
@@ -323,16 +328,21 @@ def backend_concurrency(backend: Backend, requested: int | None) -> int:
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:
-    """Replace every occurrence of an ``${ENV}`` value (an API key, say) with ``***``."""
+    """Provenance only (``manifest.json``: what plugins' ``info()`` reports): replace, inside
+    strings, each ``${ENV}`` value of 4 characters or more with ``***``. Sample records are
+    never rewritten: secrets stay out of them by field (parameters declared ``secret``)."""
     secrets = tuple(s for s in secrets if len(s) >= 4)
     if not secrets:
         return value
-    text = json.dumps(value, ensure_ascii=False)
-    if not any(s in text for s in secrets):
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
         return value
-    for secret in secrets:
-        text = text.replace(json.dumps(secret)[1:-1], "***")
-    return json.loads(text)
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    return value
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

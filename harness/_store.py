@@ -7,6 +7,7 @@ last line is cut off and the keys already present are skipped.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 from harness._errors import RunDirError
 
 SAMPLES = "samples.jsonl"
+LOCK = ".harness.lock"
 Key = tuple[str, str, str]
 
 
@@ -90,13 +92,53 @@ def finished_keys(path: Path) -> set[Key]:
     return {record_key(r) for r in iter_records(path)}
 
 
+def _encode(record: dict[str, Any]) -> bytes:
+    """One JSON line. Text that UTF-8 cannot hold (a lone surrogate a model emitted) is written
+    with JSON escapes instead, so every record can be stored and read back unchanged."""
+    try:
+        return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode("ascii")
+
+
+class RunDirLock:
+    """One writer per run directory: an exclusive ``flock`` on ``.harness.lock`` that holds the
+    writer's pid. The operating system releases it when the process ends, however it ends, so
+    a killed run never leaves a stale lock."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunDirLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirError(
+                f"{self.path.parent}: another harness run (pid {holder}) is writing this run "
+                "directory; wait for it to finish, or pass --out with another directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
 class SampleWriter:
     """Appends JSON lines; flushes and fsyncs every ``flush_every`` records or second."""
 
     def __init__(self, path: Path, flush_every: int = 64, max_delay_s: float = 1.0) -> None:
         repair_tail(path)
         self.path = path
-        self._handle = path.open("a", encoding="utf-8")
+        self._handle = path.open("ab")
         self._flush_every = flush_every
         self._max_delay_s = max_delay_s
         self._pending = 0
@@ -105,7 +147,7 @@ class SampleWriter:
         self.written = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        line = _encode(record)
         with self._lock:
             self._handle.write(line)
             self._pending += 1

@@ -1,0 +1,155 @@
+"""Trusting the run directory (issue 10): one writer at a time, records that any model output
+can produce, secrets redacted by field (never by text)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import Params
+from harness import hookimpl
+from harness import param
+from harness.testing import ScriptedBackend
+from harness.testing import assert_run_dir
+from tests.conftest import HARNESS
+from tests.conftest import qa_files
+from tests.conftest import qa_manifest
+from tests.conftest import run_harness
+from tests.conftest import write_jsonl
+
+
+def _slow_manifest(tmp_path: Path, n: int = 200) -> Path:
+    doc = {
+        "name": "slow",
+        "backends": [{"type": "calculator", "delay_s": 0.1}],  # 20 s in all: stopped early
+        "tasks": [{"type": "addition", "count": n}],
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path, example_plugin: Path):
+    manifest = _slow_manifest(tmp_path)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(example_plugin)}
+    first = subprocess.Popen(
+        [*HARNESS, "run", str(manifest), "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while not (out / "samples.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = run_harness("run", str(manifest), "--out", str(out), env=env)
+    retry = run_harness("run", str(manifest), "--out", str(out), "--retry-errors", env=env)
+    assert first.poll() is None, "the first run ended too early for the test to mean anything"
+    first.send_signal(signal.SIGINT)
+    _, first_err = first.communicate(timeout=60)
+    assert first.returncode == 130, first_err
+    for refused in (second, retry):
+        assert refused.returncode == 2, refused.stderr
+        assert f"pid {first.pid}" in refused.stderr and "Traceback" not in refused.stderr
+    records = [json.loads(line) for line in (out / "samples.jsonl").open()]
+    assert records and len({r["sample_id"] for r in records}) == len(records)  # none twice
+    again = run_harness("run", str(manifest), "--out", str(out), "--limit", "3", env=env)
+    assert again.returncode == 0, again.stderr  # the lock went with its holder
+    assert "0 sample(s) played" in again.stdout
+
+
+def test_a_lone_surrogate_in_model_output_is_recorded_and_resumable(tmp_path: Path) -> None:
+    qa, _ = qa_files(tmp_path, 3)
+    replay = tmp_path / "odd.jsonl"
+    replay.write_text(
+        "".join(
+            json.dumps({"task": "qa", "sample_id": f"s{i}", "output": f"\ud800 {i} \udfff"}) + "\n"
+            for i in range(3)
+        )
+    )
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(qa_manifest(qa, replay)))
+    for _ in range(2):  # the second run resumes over the same records
+        result = run_harness("run", str(path), "--out", str(tmp_path / "run"))
+        assert result.returncode == 0, result.stderr
+    records = assert_run_dir(tmp_path / "run", samples=3)
+    assert sorted(r["output"] for r in records) == [f"\ud800 {i} \udfff" for i in range(3)]
+
+
+class KeyedParams(Params):
+    """A scripted backend that needs a key."""
+
+    api_key: str | None = param(None, secret=True, description="Never written anywhere.")
+    responses: list[str] = param(["Paris"], description="Answers in order.")
+
+
+class Keyed(ScriptedBackend):
+    def info(self) -> dict[str, Any]:
+        return {"answers_with": self.params.responses[0]}
+
+
+class KeyedPlugin:
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("keyed", Keyed, params=KeyedParams)
+
+
+def _keyed_run(harness_run: Any, tmp_path: Path, key: str, **backend: Any) -> Path:
+    qa = write_jsonl(
+        tmp_path / "qa.jsonl", [{"id": "s0", "question": "Capital?", "answer": "Paris"}]
+    )
+    result = harness_run(
+        {
+            "name": "keyed",
+            "backends": [{"type": "keyed", "api_key": key, **backend}],
+            "tasks": [{"type": "qa", "path": str(qa)}],
+        }
+    )
+    assert result.status == "finished"
+    return result.run_dir
+
+
+def test_a_literal_secret_is_redacted_by_field_with_a_warning(
+    harness_host: Any, harness_run: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness_host.register(KeyedPlugin(), "keyed")
+    run_dir = _keyed_run(harness_run, tmp_path, "sk-literal-secret-123")
+    for path in run_dir.iterdir():
+        assert "sk-literal-secret-123" not in path.read_text(encoding="utf-8"), path.name
+    doc = json.loads((run_dir / "manifest.json").read_text())
+    assert doc["manifest"]["backends"][0]["api_key"] == "***"
+    assert "backends[0].api_key: a secret written literally" in caplog.text
+
+
+def test_environment_values_in_ordinary_fields_do_not_mangle_outputs(
+    harness_host: Any, harness_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old text redaction turned every 'Paris' into '***' once SP=Paris was used."""
+    harness_host.register(KeyedPlugin(), "keyed")
+    monkeypatch.setenv("SP", "Paris")
+    monkeypatch.setenv("THE_KEY", "sk-from-the-environment")
+    run_dir = _keyed_run(harness_run, tmp_path, "${THE_KEY}", responses=["${SP}"])
+    (record,) = [json.loads(line) for line in (run_dir / "samples.jsonl").open()]
+    assert record["output"] == "Paris" and record["scores"]["exact_match"] == 1.0
+    doc = json.loads((run_dir / "manifest.json").read_text())
+    assert doc["manifest"]["backends"][0]["api_key"] == "${THE_KEY}"  # the reference, not the value
+    assert doc["manifest"]["backends"][0]["responses"] == ["${SP}"]
+    for path in run_dir.iterdir():
+        assert "sk-from-the-environment" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_an_environment_value_that_looks_like_json_does_not_break_the_run(
+    harness_host: Any, harness_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness_host.register(KeyedPlugin(), "keyed")
+    monkeypatch.setenv("NOTHING", "null")
+    run_dir = _keyed_run(harness_run, tmp_path, "${NOTHING}")
+    assert json.loads((run_dir / "manifest.json").read_text())["name"] == "keyed"
