@@ -47,6 +47,7 @@ from harness._results import load_results
 from harness._results import load_samples
 from harness._run import RunResult
 from harness._run import run_manifest
+from harness._schema import Operational
 from harness._schema import Params
 from harness._schema import param
 
@@ -67,6 +68,7 @@ API_GROUPS: dict[str, list[str]] = {
         "PluginHost",
         "Params",
         "param",
+        "Operational",
         "BuildContext",
         "Backend",
         "Task",
@@ -111,6 +113,7 @@ __all__ = [
     "ManifestError",
     "Message",
     "Metric",
+    "Operational",
     "Outcome",
     "Params",
     "PluginError",

@@ -13,7 +13,9 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Annotated
 from typing import Any
+from typing import get_origin
 
 from harness._schema import SECTIONS
 
@@ -47,6 +49,8 @@ def _rows(schema: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
             continue
         default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
         desc = " ".join(str(prop.get("description", "")).split())
+        if prop.get("x-operational"):
+            desc += " (Operational: may change when a run is resumed.)"
         rows.append(
             f"| `{name}` | {_type_of(prop)} | {'yes' if name in required else ''} "
             f"| {default} | {desc} |"
@@ -152,6 +156,8 @@ def _method_line(name: str, member: Any) -> str:
 
 
 def _entry(name: str, obj: Any) -> list[str]:
+    if get_origin(obj) is Annotated:  # a type alias such as Operational[T]
+        return [f"### `{name}[T]`", "", _doc(obj), ""]
     if inspect.isclass(obj):
         bases = [b.__name__ for b in obj.__bases__ if b is not object]
         title = f"### class `{name}`" + (f" ({', '.join(bases)})" if bases else "")

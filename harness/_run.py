@@ -25,6 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from harness import _experiment as experiment
 from harness._errors import RunDirError
 from harness._manifest import Entry
 from harness._manifest import Manifest
@@ -84,8 +85,9 @@ def plan_sha256(manifest: Manifest) -> str:
     return sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_run_dir(run_dir: Path, manifest: Manifest) -> dict[str, Any] | None:
-    """Return the existing ``manifest.json`` when resuming; refuse another plan's directory."""
+def check_run_dir(run_dir: Path, manifest: Manifest, host: PluginHost) -> dict[str, Any] | None:
+    """Return the existing ``manifest.json`` when resuming; refuse another experiment's
+    directory (what can be known before building: entries, parameters, versions, seed)."""
     path = run_dir / MANIFEST
     if not path.exists():
         if (run_dir / SAMPLES).exists():
@@ -98,7 +100,10 @@ def check_run_dir(run_dir: Path, manifest: Manifest) -> dict[str, Any] | None:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable ({exc}); choose another --out") from None
-    if existing.get("plan_sha256") != plan_sha256(manifest):
+    if "experiment" in existing:  # since 0.2
+        before = {k: existing["experiment"].get(k) for k in ("seed", "entries")}
+        experiment.check(run_dir, before, experiment.fingerprint(manifest, host))
+    elif existing.get("plan_sha256") != plan_sha256(manifest):
         raise RunDirError(
             f"{run_dir}: holds a run of a different manifest (backends, tasks, metrics or seed "
             "changed); pass --out with a new directory, or delete this one to start over"
@@ -133,7 +138,7 @@ class Run:
             return self._execute_locked()
 
     def _execute_locked(self) -> RunResult:
-        existing = check_run_dir(self.run_dir, self.manifest)
+        existing = check_run_dir(self.run_dir, self.manifest, self.host)
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
         done = finished_keys(self.run_dir / SAMPLES)
@@ -181,8 +186,23 @@ class Run:
             "data": {tid: _task_provenance(t) for tid, t in parts["tasks"].items()},
             "backends": {bid: b.info() for bid, b in parts["backends"].items()},
         }
+        doc["experiment"] = {
+            **experiment.fingerprint(self.manifest, self.host),
+            **experiment.files(doc),
+        }
+        if existing:
+            self._resume_record(existing, doc, now)
         write_json_atomic(self.run_dir / MANIFEST, redact(doc, self.manifest.env_values))
         return doc
+
+    def _resume_record(self, existing: dict[str, Any], doc: dict[str, Any], now: str) -> None:
+        """Refuse changed data or model files; keep the history of operational changes."""
+        if "experiment" in existing:
+            experiment.check(self.run_dir, existing["experiment"], doc["experiment"])
+        old_raw = existing.get("manifest") or {}
+        changed = experiment.operational_changes(old_raw, self.manifest, self.host)
+        history = list(existing.get("resume_changes", []))
+        doc["resume_changes"] = history + ([{"at": now, "changed": changed}] if changed else [])
 
     def results_context(self, doc: dict[str, Any]) -> dict[str, Any]:
         m = self.manifest

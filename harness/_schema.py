@@ -25,8 +25,10 @@ from importlib import resources
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING
+from typing import Annotated
 from typing import Any
 from typing import Literal
+from typing import TypeVar
 from typing import Union
 from typing import dataclass_transform
 from typing import get_args
@@ -242,6 +244,20 @@ def _show(value: Any) -> str:
 # --- parameters declared once ----------------------------------------------------------------
 
 
+class _OperationalMark:
+    def __repr__(self) -> str:
+        return "operational"
+
+
+_OPERATIONAL = _OperationalMark()
+_T = TypeVar("_T")
+
+Operational = Annotated[_T, _OPERATIONAL]
+Operational.__doc__ = """``Operational[float]``: the type of a parameter that does not decide the
+records (a timeout, a retry count, a thread count), so it may change when a run is resumed
+(``"x-operational": true`` in the schema). The value is still a ``float``."""
+
+
 def param(
     default: Any = MISSING,
     *,
@@ -260,8 +276,10 @@ def param(
 
     ``format="file"`` asks for an existing file, ``format="path"`` for a path that may not
     exist yet; both arrive absolute (relative paths start at the manifest's folder).
-    ``secret=True`` marks a credential (``writeOnly`` in the schema). ``schema`` adds any other
-    JSON Schema keywords. A list or mapping default is copied for each instance.
+    ``secret=True`` marks a credential (``writeOnly`` in the schema): never written to a run.
+    ``schema`` adds any other JSON Schema keywords. A list or mapping default is copied for
+    each instance. A parameter that does not decide the records is typed
+    :data:`Operational` (``timeout_s: Operational[float] = param(60)``).
     """
     extra: dict[str, Any] = {
         "minimum": minimum,
@@ -305,7 +323,7 @@ class Params(Mapping[str, Any]):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """``{"properties": ..., "required": [...]}`` from the fields' types and declarations."""
-        hints = get_type_hints(cls)
+        hints = get_type_hints(cls, include_extras=True)
         properties = {f.name: _field_schema(hints[f.name], f) for f in fields(cls)}  # type: ignore[arg-type]
         required = [f.name for f in fields(cls) if _required(f)]  # type: ignore[arg-type]
         schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -340,7 +358,7 @@ class Params(Mapping[str, Any]):
 def _check_declaration(cls: type[Params]) -> None:
     """Refuse, when the class is defined, a type the schema cannot express or a default that
     its own declaration would reject: the plugin's author sees it, not a user's manifest."""
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     for f in fields(cls):  # type: ignore[arg-type]
         where = f"{cls.__name__}.{f.name}"
         if hints[f.name] is not Any and not _type_schema(hints[f.name]):
@@ -376,6 +394,9 @@ _SCALARS: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", st
 def _type_schema(annotation: Any) -> dict[str, Any]:
     """JSON Schema of a type annotation: scalars, ``X | None``, ``Literal``, lists, mappings."""
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        marks = {"x-operational": True} if _OPERATIONAL in annotation.__metadata__ else {}
+        return _type_schema(args[0]) | marks
     if annotation in _SCALARS:
         return {"type": _SCALARS[annotation]}
     if annotation is Path:

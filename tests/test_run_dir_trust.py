@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from harness import Operational
 from harness import Params
 from harness import hookimpl
 from harness import param
+from harness._errors import RunDirError
 from harness.testing import ScriptedBackend
 from harness.testing import assert_run_dir
 from tests.conftest import HARNESS
@@ -153,3 +155,79 @@ def test_an_environment_value_that_looks_like_json_does_not_break_the_run(
     monkeypatch.setenv("NOTHING", "null")
     run_dir = _keyed_run(harness_run, tmp_path, "${NOTHING}")
     assert json.loads((run_dir / "manifest.json").read_text())["name"] == "keyed"
+
+
+class TimedParams(Params):
+    """A scripted backend with an operational timeout."""
+
+    responses: list[str] = param(["1"], description="Answers in order.")
+    timeout_s: Operational[float] = param(1.0, description="May change on resume.")
+
+
+class TimedPlugin:
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("timed", ScriptedBackend, params=TimedParams)
+
+
+def _resume_case(tmp_path: Path, **backend: Any) -> tuple[dict[str, Any], Path]:
+    qa, _ = qa_files(tmp_path, 4)
+    doc = {
+        "name": "resume",
+        "backends": [{"type": "timed", **backend}],
+        "tasks": [{"type": "qa", "path": str(qa)}],
+    }
+    return doc, qa
+
+
+def test_resume_refuses_a_changed_environment_value_and_names_the_field(
+    harness_host: Any, harness_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness_host.register(TimedPlugin(), "timed")
+    monkeypatch.setenv("ANSWER", "1")
+    doc, _ = _resume_case(tmp_path, responses=["${ANSWER}"])
+    harness_run(doc)
+    monkeypatch.setenv("ANSWER", "2")  # another model behind the same manifest text
+    with pytest.raises(RunDirError) as refused:
+        harness_run(doc)
+    assert "backends[timed] (timed).responses changed" in str(refused.value)
+    written = (tmp_path / "run" / "manifest.json").read_text()
+    assert '"${ANSWER}"' in written and '"2"' not in written  # digests, never the values
+
+
+def test_resume_refuses_an_edited_data_file(harness_host: Any, harness_run: Any, tmp_path: Path):
+    harness_host.register(TimedPlugin(), "timed")
+    doc, qa = _resume_case(tmp_path)
+    harness_run(doc)
+    qa.write_text(qa.read_text().replace('"answer": "0"', '"answer": "zero"'))
+    with pytest.raises(RunDirError, match="data of 'qa' changed"):
+        harness_run(doc)
+
+
+def test_resume_refuses_another_plugin_version(harness_host: Any, harness_run: Any, tmp_path):
+    harness_host.register(TimedPlugin(), "timed")
+    doc, _ = _resume_case(tmp_path)
+    harness_run(doc)
+    path = tmp_path / "run" / "manifest.json"
+    stored = json.loads(path.read_text())
+    stored["experiment"]["entries"]["tasks[qa] (qa)"]["version"] = "harness 0.1.0"
+    path.write_text(json.dumps(stored))
+    with pytest.raises(RunDirError, match=r"tasks\[qa\] \(qa\): plugin harness 0.1.0 -> harness"):
+        harness_run(doc)
+
+
+def test_operational_parameters_may_change_on_resume_and_are_recorded(
+    harness_host: Any, harness_run: Any, tmp_path: Path
+) -> None:
+    harness_host.register(TimedPlugin(), "timed")
+    doc, _ = _resume_case(tmp_path, timeout_s=1)
+    harness_run({**doc, "run": {"limit": 2}})
+    doc["backends"][0]["timeout_s"] = 30  # the natural way to recover from an outage
+    result = harness_run(doc)
+    assert result.played == 2 and result.skipped == 2
+    stored = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    (change,) = stored["resume_changes"]
+    assert change["changed"] == [
+        {"field": "backends[timed] (timed).timeout_s", "was": 1, "now": 30}
+    ]
+    assert stored["started_at"] <= change["at"]

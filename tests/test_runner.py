@@ -93,7 +93,8 @@ def test_resume_into_another_plans_directory_is_refused(tmp_path: Path, write_ma
     second = write_manifest(other, "b.yaml")
     result = run_harness("run", str(second), "--out", str(tmp_path / "o"))
     assert result.returncode == 2
-    assert "different manifest" in result.stderr and "Traceback" not in result.stderr
+    assert "different experiment" in result.stderr and "Traceback" not in result.stderr
+    assert "tasks[other] (qa): added; tasks[qa] (qa): removed" in result.stderr
 
 
 def _count_lines(path: Path) -> int:
@@ -204,16 +205,25 @@ def test_sample_failures_are_recorded_with_threads(tmp_path: Path, write_manifes
     assert "could not be scored" in result.stderr
 
 
-def test_retry_errors_plays_failed_samples_again(tmp_path: Path, write_manifest) -> None:
-    qa, replay = qa_files(tmp_path, 10, answer_every=2)  # odd samples have no replay line
-    manifest = write_manifest(qa_manifest(qa, replay))
+def test_retry_errors_plays_failed_samples_again(tmp_path: Path, example_plugin: Path) -> None:
+    """An outage (every 2nd call fails), then a resume with the outage over (an operational
+    parameter may change): only --retry-errors plays the failed samples again."""
+    env = {"PYTHONPATH": str(example_plugin)}
+    doc = {
+        "name": "flaky",
+        "backends": [{"type": "calculator", "fail_every": 2}],
+        "tasks": [{"type": "addition", "count": 10}],
+    }
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps(doc))
     out = tmp_path / "o"
-    assert run_harness("run", str(manifest), "--out", str(out)).returncode == 0
+    assert run_harness("run", str(manifest), "--out", str(out), env=env).returncode == 0
     assert sum(1 for r in lines(out / "samples.jsonl") if r["error"]) == 5
-    qa_files(tmp_path, 10)  # the replay file now answers every sample
-    plain = run_harness("run", str(manifest), "--out", str(out))
-    assert "0 sample(s) played, 10 already done" in plain.stdout
-    retried = run_harness("run", str(manifest), "--out", str(out), "--retry-errors")
+    doc["backends"][0]["fail_every"] = 0
+    manifest.write_text(json.dumps(doc))
+    plain = run_harness("run", str(manifest), "--out", str(out), env=env)
+    assert "0 sample(s) played, 10 already done" in plain.stdout, plain.stderr
+    retried = run_harness("run", str(manifest), "--out", str(out), "--retry-errors", env=env)
     assert retried.returncode == 0, retried.stderr
     assert "5 sample(s) played, 5 already done" in retried.stdout
     records = lines(out / "samples.jsonl")

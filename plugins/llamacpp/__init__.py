@@ -8,6 +8,7 @@ Hooks only (cheap to import): the backend itself lives in
 
 from __future__ import annotations
 
+from harness import Operational
 from harness import Params
 from harness import Register
 from harness import hookimpl
@@ -34,10 +35,10 @@ class LlamaCppParams(Params):
     n_ctx: int = param(
         4096, minimum=16, description="Context length in tokens (prompt plus answer)."
     )
-    n_threads: int | None = param(
+    n_threads: Operational[int | None] = param(
         None, minimum=1, description="Threads for decoding (default: os.cpu_count())."
     )
-    n_threads_batch: int | None = param(
+    n_threads_batch: Operational[int | None] = param(
         None, minimum=1, description="Threads for prompt processing (default: n_threads)."
     )
     n_batch: int = param(
@@ -46,7 +47,9 @@ class LlamaCppParams(Params):
     n_gpu_layers: int = param(
         0, description="Layers offloaded to a GPU (-1: all); needs a GPU build."
     )
-    use_mmap: bool = param(True, description="Memory-map the model file instead of reading it.")
+    use_mmap: Operational[bool] = param(
+        True, description="Memory-map the model file instead of reading it."
+    )
     seed: int | None = param(
         None, description="Sampling seed (default: the request's, else run.seed, else 0)."
     )
@@ -65,7 +68,9 @@ class LlamaCppParams(Params):
         description="llama-cpp-python chat format (e.g. chatml) instead of the GGUF's "
         "own chat template.",
     )
-    warmup: int = param(1, minimum=0, description="Unrecorded generations before the first sample.")
+    warmup: Operational[int] = param(
+        1, minimum=0, description="Unrecorded generations before the first sample."
+    )
     prompt_cache: bool = param(
         False,
         description="Reuse the KV cache of a shared prompt prefix; off, every sample "

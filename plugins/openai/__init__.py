@@ -19,6 +19,7 @@ import json
 from typing import Any
 from typing import Literal
 
+from harness import Operational
 from harness import Params
 from harness import Register
 from harness import hookimpl
@@ -46,43 +47,41 @@ class OpenAIParams(Params):
         description="Bearer token; write ${SOME_ENV} so it never sits in the manifest. "
         "Omit for a local server without authentication.",
     )
-    max_concurrency: int = param(
+    max_concurrency: Operational[int] = param(
         8,
         minimum=1,
         description="Most requests in flight at once (the runner uses at most this many threads).",
     )
-    timeout_s: float = param(
-        60,
-        exclusive_minimum=0,
-        description="Limit for one HTTP attempt, connection to last byte.",
+    timeout_s: Operational[float] = param(
+        60, exclusive_minimum=0, description="Limit for one HTTP attempt, connection to last byte."
     )
-    max_retries: int = param(
+    max_retries: Operational[int] = param(
         5,
         minimum=0,
         description="Retries after a 429, 408, 409, 5xx, timeout, dropped connection "
         "or malformed body; other 4xx are never retried.",
     )
-    backoff_base_s: float = param(
+    backoff_base_s: Operational[float] = param(
         0.5,
         minimum=0,
         description="Exponential backoff base: attempt k waits a random time in "
         "[0, base * 2**k] (full jitter).",
     )
-    backoff_max_s: float = param(20, minimum=0, description="Cap on one backoff wait.")
-    retry_after_max_s: float = param(
+    backoff_max_s: Operational[float] = param(20, minimum=0, description="Cap on one backoff wait.")
+    retry_after_max_s: Operational[float] = param(
         60, minimum=0, description="Cap on a server's Retry-After (seconds or HTTP date)."
     )
-    stream: bool = param(
+    stream: Operational[bool] = param(
         False,
         description="Ask for server-sent events to measure time to first token "
         "(ttft_s); a server that answers with plain JSON is read as such.",
     )
-    cache: Literal["auto", "on", "off"] = param(
+    cache: Operational[Literal["auto", "on", "off"]] = param(
         "auto",
         description="Response cache: auto = on for temperature 0 (or unset) or a "
         "seeded request, off for unseeded sampling.",
     )
-    cache_path: str | None = param(
+    cache_path: Operational[str | None] = param(
         None,
         format="path",
         description="SQLite file of the cache (default $HARNESS_CACHE_DIR/"

@@ -28,6 +28,7 @@ def register_backends(register: Any) -> None:
                     "minimum": 0,
                     "default": 0,
                     "description": "Raise on every Nth question (0: never).",
+                    "x-operational": True,  # may change on resume (harness >= 0.2)
                 },
                 "delay_s": {
                     "type": "number",
