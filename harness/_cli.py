@@ -120,7 +120,26 @@ def run(
     _print_scores(result.run_dir)
     click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
     click.echo(f"report: {result.run_dir / 'report.html'}")
+    _check_all_failed(result)
     _check_metric_errors(result)
+
+
+def _check_all_failed(result: Any) -> None:
+    """A run in which no sample could be scored (a wrong key, a server down) is a failure,
+    not a score of 0: say why and exit 1; the records are kept for --retry-errors."""
+    cells = [
+        c for task in (result.results or {}).get("results", {}).values() for c in task.values()
+    ]
+    if not cells or any(c["n_errors"] < c["n_samples"] for c in cells):
+        return
+    from harness._store import SAMPLES
+    from harness._store import iter_records
+
+    first = next((r["error"] for r in iter_records(result.run_dir / SAMPLES) if r["error"]), "")
+    raise HarnessError(
+        f"every sample ended in an error (first: {first}); fix the cause (a key, a server, a "
+        "file), then rerun the same command with --retry-errors"
+    )
 
 
 def _check_metric_errors(result: Any) -> None:

@@ -32,6 +32,8 @@ to a run directory. Paths are relative to the manifest's folder.
 def _type_of(prop: dict[str, Any]) -> str:
     if "const" in prop:
         return f"`{json.dumps(prop['const'])}`"
+    if "anyOf" in prop:
+        return " or ".join(_type_of(option) for option in prop["anyOf"])
     if "enum" in prop:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
     kind = prop.get("type", "any")

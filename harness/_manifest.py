@@ -32,6 +32,7 @@ from harness._schema import resolve_params
 from harness._schema import schema_problems
 
 log = logging.getLogger("harness")
+MAX_VALUES = 1_000_000
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -95,12 +96,32 @@ def read_document(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError([f"{label}: cannot read the file: {exc}"]) from None
     try:
-        return yaml.safe_load(text)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ManifestError([f"{label}: {where}: malformed YAML/JSON: {problem}"]) from None
+    if _expanded_size(document, {}) > MAX_VALUES:
+        raise ManifestError(
+            [
+                f"{label}: (top level): expands to more than {MAX_VALUES:,} values (YAML anchors "
+                "and aliases nested in each other?); write the manifest out plainly"
+            ]
+        )
+    return document
+
+
+def _expanded_size(node: Any, seen: dict[int, int]) -> int:
+    """How many values the document holds once its YAML aliases are expanded, counted over
+    the shared objects (memoised), so an alias bomb is measured without being expanded."""
+    if not isinstance(node, dict | list):
+        return 1
+    if id(node) not in seen:
+        seen[id(node)] = 0  # a cycle counts once
+        children = node.values() if isinstance(node, dict) else node
+        seen[id(node)] = 1 + sum(_expanded_size(child, seen) for child in children)
+    return seen[id(node)]
 
 
 # --- --set overrides ------------------------------------------------------------------------

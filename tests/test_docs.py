@@ -67,5 +67,5 @@ def test_manifest_reference_is_generated_from_the_schema() -> None:
     current = (DOCS / "manifest-reference.md").read_text(encoding="utf-8")
     assert current == builtin_reference(), (
         "docs/manifest-reference.md is stale: run "
-        "`python -m harness.schemadoc > docs/manifest-reference.md`"
+        "`python -m harness._docgen`"
     )

@@ -231,3 +231,38 @@ def test_operational_parameters_may_change_on_resume_and_are_recorded(
         {"field": "backends[timed] (timed).timeout_s", "was": 1, "now": 30}
     ]
     assert stored["started_at"] <= change["at"]
+
+
+def test_a_run_where_every_sample_failed_exits_1(tmp_path: Path) -> None:
+    qa, _ = qa_files(tmp_path, 3)
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])  # no recorded answer for any sample
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(qa_manifest(qa, empty)))
+    result = run_harness("run", str(path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr
+    assert "every sample ended in an error (first: ReplayError" in result.stderr
+    assert "--retry-errors" in result.stderr and "Traceback" not in result.stderr
+    assert_run_dir(tmp_path / "run", samples=3, errors=3)  # kept for --retry-errors
+
+
+def test_cache_off_unquoted_as_the_docs_show_it_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    qa, _ = qa_files(tmp_path, 1)
+    path.write_text(
+        "name: t\nbackends:\n  - type: openai\n    model: m\n    cache: off\n"
+        f"tasks:\n  - type: qa\n    path: {qa}\n"
+    )
+    result = run_harness("validate", str(path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join([*lines, "name: *a8", "backends: []", "tasks: []"]) + "\n")
+    started = time.monotonic()
+    result = run_harness("validate", str(path))
+    assert result.returncode == 2, result.stderr
+    assert "expands to more than 1,000,000 values" in result.stderr
+    assert time.monotonic() - started < 60  # it used to run past 120 s and 2 GB

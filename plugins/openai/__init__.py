@@ -76,10 +76,11 @@ class OpenAIParams(Params):
         description="Ask for server-sent events to measure time to first token "
         "(ttft_s); a server that answers with plain JSON is read as such.",
     )
-    cache: Operational[Literal["auto", "on", "off"]] = param(
+    cache: Operational[Literal["auto", "on", "off"] | bool] = param(
         "auto",
         description="Response cache: auto = on for temperature 0 (or unset) or a "
-        "seeded request, off for unseeded sampling.",
+        "seeded request, off for unseeded sampling (YAML's unquoted on/off, read as true/false, "
+        "mean the same).",
     )
     cache_path: Operational[str | None] = param(
         None,

@@ -94,7 +94,8 @@ class OpenAIBackend(Backend):
         self.stream = params.stream
         if self.stream:
             self.capabilities = self.capabilities | {"streaming"}
-        self.cache_mode = params.cache
+        cache = params.cache  # YAML 1.1 reads an unquoted on/off as a boolean
+        self.cache_mode = ("on" if cache else "off") if isinstance(cache, bool) else cache
         self.cache_path = Path(params.cache_path or default_cache_path())
         self._cache = None if self.cache_mode == "off" else ResponseCache(self.cache_path)
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
