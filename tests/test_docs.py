@@ -66,6 +66,5 @@ def test_no_documented_hook_is_missing_from_the_specs() -> None:
 def test_manifest_reference_is_generated_from_the_schema() -> None:
     current = (DOCS / "manifest-reference.md").read_text(encoding="utf-8")
     assert current == builtin_reference(), (
-        "docs/manifest-reference.md is stale: run "
-        "`python -m harness._docgen`"
+        "docs/manifest-reference.md is stale: run `python -m harness._docgen`"
     )
