@@ -126,7 +126,10 @@ def resolve_params(
     for key in file_fields(schema):
         if isinstance(params.get(key), str):
             params[key] = str(resolve_path(params[key], base_dir))
-    return params, []
+    if component.params_class is not None:
+        checked = component.params_class.from_mapping(params).preflight(base_dir)
+        problems = [f"{where}.{line}" for line in checked]
+    return params, problems
 
 
 def with_defaults(params: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -339,6 +342,13 @@ class Params(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def preflight(self, base_dir: Path) -> list[str]:
+        """Cheap checks ``harness validate`` (and ``run``, before anything starts) make beyond
+        the schema: a model file that must exist, say. Return one line per problem,
+        ``field: what is wrong (fix)``; read no large file, call no server. ``base_dir`` is
+        the manifest's folder."""
+        return []
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._names():

@@ -266,3 +266,19 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "expands to more than 1,000,000 values" in result.stderr
     assert time.monotonic() - started < 60  # it used to run past 120 s and 2 GB
+
+
+def test_validate_runs_the_plugins_preflight_checks(tmp_path: Path) -> None:
+    """A missing GGUF file used to pass `validate` and fail only once `run` started."""
+    qa, _ = qa_files(tmp_path, 1)
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "name: t\nbackends:\n  - type: llamacpp\n    model: missing.gguf\n"
+        f"tasks:\n  - type: qa\n    path: {qa}\n"
+    )
+    checked = run_harness("validate", str(path))
+    started = run_harness("run", str(path), "--out", str(tmp_path / "o"))
+    for result in (checked, started):
+        assert result.returncode == 2, result.stderr
+        assert f"{path}: backends[0].model: model 'missing.gguf': no such file" in result.stderr
+    assert not (tmp_path / "o").exists()  # nothing started

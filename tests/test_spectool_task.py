@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import types
 from pathlib import Path
 
@@ -174,3 +175,34 @@ def test_probe_suite_on_smollm2(host, tmp_path: Path, mode: str) -> None:
     for rec in records:
         assert rec["trajectory"] and rec["timing"]["output_tokens"] > 0
         assert rec["scores"]["success"] == 1.0 or rec["patterns"]
+
+
+class Flood(Backend):
+    """Answers every turn with 20 calls of the expected first function, slowly."""
+
+    def chat(self, request):
+        time.sleep(0.2)
+        first = PROBES[request.sample_id].expected[0]
+        return ChatResponse(
+            text=None, tool_calls=(ToolCall(first["name"], first["arguments"]),) * 20
+        )
+
+
+def test_calls_per_turn_are_capped_and_episodes_have_a_deadline(host, tmp_path: Path) -> None:
+    """One sample used to run for 62 s: no cap on calls per step outside constrained mode."""
+
+    def register_backends(register):
+        register("flood", lambda params, context: Flood(params, context))
+
+    host.register(types.SimpleNamespace(register_backends=hookimpl(register_backends)), "flood")
+    (record,) = run(
+        host, tmp_path, "flood", limit=1, max_calls_per_step=2, deadline_s=0.5, max_steps=20
+    )
+    steps = record["trajectory"]
+    turns = [
+        s for s in steps if s["observation"] == "ERROR | 20 calls in one turn; only the first 2 ran"
+    ]
+    assert turns and all(len(s["calls"]) == 18 for s in turns)
+    ran = [s for s in steps if s["calls"] and len(s["calls"]) == 1]
+    assert len(ran) == 2 * len(turns)  # two calls ran per turn
+    assert record["deadline"] is True and len(turns) < 20  # stopped by the deadline, not max_steps

@@ -8,6 +8,9 @@ Hooks only (cheap to import): the backend itself lives in
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness import InputError
 from harness import Operational
 from harness import Params
 from harness import Register
@@ -82,3 +85,13 @@ class LlamaCppParams(Params):
         description="Constrained mode, templates without tools: the system text that "
         "lists the tools; {functions} is replaced by one JSON line per tool.",
     )
+
+    def preflight(self, base_dir: Path) -> list[str]:
+        """The model file or card exists (its hash is checked when the run loads it)."""
+        from harness_plugins.shared.models import locate_model
+
+        try:
+            locate_model(self.model, base_dir)
+        except InputError as exc:
+            return [f"model: {exc}"]
+        return []

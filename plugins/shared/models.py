@@ -66,14 +66,21 @@ def resolve_model(spec: str, base_dir: Path, expected_sha256: str | None = None)
     A path wins over a card of the same name; anything else is an :class:`InputError` that
     names both readings and the fix.
     """
+    path, card = locate_model(spec, base_dir)
+    expected = expected_sha256 or (card or {}).get("sha256")
+    return ResolvedModel(path, _verified(path, expected, card), card)
+
+
+def locate_model(spec: str, base_dir: Path) -> tuple[Path, dict[str, Any] | None]:
+    """Where the model file is, and its card if it came from one, without reading the file
+    (what ``harness validate`` checks); an :class:`InputError` says why there is none."""
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
     if path.is_file():
-        return ResolvedModel(path.resolve(), _verified(path.resolve(), expected_sha256, None))
+        return path.resolve(), None
     card = load_card(spec)
     if card is not None:
-        found = card_path(card)
-        return ResolvedModel(found, _verified(found, expected_sha256 or card["sha256"], card), card)
+        return card_path(card), card
     cards = ", ".join(card_names()) or "none installed"
     raise InputError(
         f"model {spec!r}: no such file ({path}) and no model card of that name "

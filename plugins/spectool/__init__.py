@@ -73,9 +73,18 @@ class SpecToolTaskParams(Params):
     max_steps: int = param(10, minimum=1, maximum=50)
     max_tokens: int = param(256, minimum=1)
     max_calls_per_step: int = param(
-        3, minimum=1, description="Constrained mode: at most this many calls in one model turn."
+        3,
+        minimum=1,
+        description="At most this many calls run per model turn, in every mode (constrained "
+        "mode also enforces it in the grammar); the model is told about the rest.",
     )
     call_timeout_s: float = param(5, minimum=0.1)
+    deadline_s: float = param(
+        120,
+        exclusive_minimum=0,
+        description="Wall-clock limit of one probe episode; once passed, the episode ends "
+        "after its current step and the record says so (deadline: true).",
+    )
 
 
 class SpecToolParams(Params):

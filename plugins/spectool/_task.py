@@ -14,6 +14,7 @@ says whether every expected call ran and the model finished.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,8 +136,13 @@ class Episode:
         self.answer: str | None = None
 
     def run(self) -> Outcome:
+        ends_at = time.monotonic() + self.params.deadline_s
+        deadline = False
         for _ in range(self.params.max_steps):
             if self.step():
+                break
+            if time.monotonic() >= ends_at:
+                deadline = True
                 break
         executed = [
             ToolCall(c["name"], c["arguments"])
@@ -150,6 +156,7 @@ class Episode:
             "finished": self.answer is not None,
             "feedback": self.params.feedback,
             "subtask": self.sample.metadata["category"],
+            "deadline": deadline,
         }
         output = (
             self.answer
@@ -201,6 +208,13 @@ class Episode:
 
     def _act(self, calls: list[ToolCall]) -> bool:
         observations, finished = [], False
+        cap = self.params.max_calls_per_step
+        if len(calls) > cap:  # one turn cannot run an unbounded number of calls
+            dropped = [c.to_dict() for c in calls[cap:]]
+            note = f"ERROR | {len(calls)} calls in one turn; only the first {cap} ran"
+            self.steps.append({"calls": dropped, "executed": False, "observation": note})
+            observations.append(note)
+            calls = calls[:cap]
         for call in calls:
             if call.name == "finish":
                 self.answer, finished = str(call.arguments.get("answer", "")), True
