@@ -14,6 +14,7 @@ says what the next requests for it get, then it gets a normal answer:
 - ``"drop"``: close the connection before answering; ``"drop_mid"``: in the middle of the body
 - ``"malformed"``: 200 with a body that is not JSON
 - ``"tool"``: a tool call ``answer(value=...)``; ``"bad_tool"``: one with broken arguments
+- ``("oversized", megabytes)``: a 200 JSON body of that many MiB (padding in ``content``)
 
 A normal answer to ``q<N>?`` is ``N`` (so the ``qa`` task scores it right), after ``latency``
 seconds. Requests with ``"stream": true`` get server-sent events when ``streaming`` is on.
@@ -141,6 +142,9 @@ class FaultServer:
             return web.Response()
         if name in ("drop_mid", "trickle"):
             return await _partial(request, name)
+        if name == "oversized":
+            padding = "x" * int(float(arg) * 1024 * 1024)
+            return web.json_response(_completion(body, {"role": "assistant", "content": padding}))
         await asyncio.sleep(self.latency)
         message = _message(name, content)
         if body.get("stream") and self.streaming:

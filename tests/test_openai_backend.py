@@ -424,3 +424,20 @@ def test_ctrl_c_during_slow_requests_exits_at_once(
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 5
+
+
+def test_an_oversized_response_is_refused_while_read_and_retried(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    """A 3 GB body used to be buffered whole (12.4 GB of memory)."""
+    server.script["q1?"] = [("oversized", 2)]
+    server.script["q2?"] = [("oversized", 2)] * 10
+    backend = make_backend(server, tmp_path, max_response_mb=1, cache="off", max_retries=2)
+    try:
+        answer = backend.chat(ask("q1?"))
+        assert answer.text == "1" and answer.extra["retries"] == 1
+        with pytest.raises(Exception, match="response larger than 1 MiB"):
+            backend.chat(ask("q2?"))
+        assert server.requests["q2?"] == 3  # the first try and two retries
+    finally:
+        backend.close()

@@ -71,6 +71,12 @@ class OpenAIParams(Params):
     retry_after_max_s: Operational[float] = param(
         60, minimum=0, description="Cap on a server's Retry-After (seconds or HTTP date)."
     )
+    max_response_mb: Operational[float] = param(
+        64,
+        exclusive_minimum=0,
+        description="A response body larger than this (MiB) is refused and retried: bodies "
+        "are read incrementally, so a broken server cannot exhaust memory.",
+    )
     stream: Operational[bool] = param(
         False,
         description="Ask for server-sent events to measure time to first token "

@@ -294,9 +294,20 @@ class OpenAIBackend(Backend):
             timing["ttft_s"] = round(ttft, 6)
         return to_response(data, timing, attempts.retries)
 
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, refused (and retried) once it passes ``max_response_mb``."""
+        limit = int(self.params.max_response_mb * 1024 * 1024)
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise _Retryable(f"response larger than {self.params.max_response_mb:g} MiB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _post(self, body: dict[str, Any], attempts: _Attempts) -> dict[str, Any]:
         async with self._client.post(self.url, json=body) as response:
-            content = await response.read()
+            content = await self._read(response)
         self._check_status(response, content, attempts)
         return self._parse_json(content, response.status)
 
@@ -306,16 +317,20 @@ class OpenAIBackend(Backend):
         payload = {**body, "stream": True, "stream_options": {"include_usage": True}}
         async with self._client.post(self.url, json=payload) as response:
             if response.status >= 300:
-                self._check_status(response, await response.read(), attempts)
+                self._check_status(response, await self._read(response), attempts)
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                return self._parse_json(await response.read(), response.status), None
+                return self._parse_json(await self._read(response), response.status), None
             return await self._read_events(response, started)
 
     async def _read_events(
         self, response: aiohttp.ClientResponse, started: float
     ) -> tuple[dict[str, Any], float | None]:
         stream = _StreamState()
+        limit, size = self.params.max_response_mb * 1024 * 1024, 0
         async for raw in response.content:
+            size += len(raw)
+            if size > limit:
+                raise _Retryable(f"response larger than {self.params.max_response_mb:g} MiB")
             line = raw.decode("utf-8", errors="replace").strip()
             if not line.startswith("data:"):
                 continue
