@@ -29,7 +29,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "harness.manifest": ("harness._manifest",),
     "harness.plugins": ("harness._plugins",),
     "harness.progress": ("harness._play",),
-    "harness.provenance": ("harness._run",),
+    "harness.provenance": ("harness._experiment",),
     "harness.records": ("harness._records",),
     "harness.registry": ("harness._plugins", "harness._schema"),
     "harness.report": ("harness._report",),

@@ -1,4 +1,5 @@
-"""What a resume must not change: the experiment a run directory holds.
+"""Provenance (which code, plugins, data and platform produced a run) and what a resume must
+not change: the experiment a run directory holds.
 
 Records are comparable only when they come from one experiment: the same backends, tasks and
 metrics with the same resolved parameters (after ``${ENV}`` and defaults), the same plugin
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from harness._errors import RunDirError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from harness._manifest import Entry
     from harness._manifest import Manifest
     from harness._plugins import PluginHost
@@ -130,3 +134,56 @@ def _decisive(prop: dict[str, Any]) -> bool:
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# --- provenance: which code, plugins, data and platform produced a run ----------------------
+
+
+def harness_version() -> str:
+    try:
+        return version("harness")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_fingerprint(files: list[Path]) -> dict[str, Any]:
+    """Each data file's sha256 and size, plus one combined hash for the task's data."""
+    hashes = [file_sha256(p) for p in files]
+    entries = [
+        {"path": str(p), "sha256": h, "bytes": p.stat().st_size}
+        for p, h in zip(files, hashes, strict=True)
+    ]
+    combined = hashlib.sha256("".join(hashes).encode()).hexdigest()
+    return {"sha256": combined, "files": entries}
+
+
+def plugin_versions(host: PluginHost, manifest: Manifest, extra: list[Entry]) -> dict[str, Any]:
+    """``"kind:name" -> {package, version, plugin}`` for every part the run uses."""
+    out = {}
+    for entry in [*manifest.backends, *manifest.tasks, *manifest.metrics, *extra]:
+        component = host.component(entry.kind, entry.type)
+        out[f"{entry.kind}:{entry.type}"] = {
+            "package": component.package,
+            "version": component.version,
+            "plugin": component.plugin,
+        }
+    return dict(sorted(out.items()))
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "harness": harness_version(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+    }

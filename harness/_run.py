@@ -8,11 +8,8 @@ an interrupted run resumes by skipping the keys already there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -20,14 +17,11 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from hashlib import sha256
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from harness import _experiment as experiment
 from harness._errors import RunDirError
-from harness._manifest import Entry
 from harness._manifest import Manifest
 from harness._manifest import load_manifest
 from harness._parts import Backend
@@ -181,8 +175,8 @@ class Run:
             "started_at": (existing or {}).get("started_at", now),
             "resumed_at": [*(existing or {}).get("resumed_at", []), now] if existing else [],
             "seed": self.seed,
-            "environment": environment(),
-            "plugins": plugin_versions(self.host, self.manifest, used_metrics),
+            "environment": experiment.environment(),
+            "plugins": experiment.plugin_versions(self.host, self.manifest, used_metrics),
             "data": {tid: _task_provenance(t) for tid, t in parts["tasks"].items()},
             "backends": {bid: b.info() for bid, b in parts["backends"].items()},
         }
@@ -328,7 +322,7 @@ class Run:
 
 def _task_provenance(task: Task) -> dict[str, Any]:
     files = [Path(p) for p in task.data_files()]
-    return {**task.info(), **data_fingerprint(files)}
+    return {**task.info(), **experiment.data_fingerprint(files)}
 
 
 def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) -> int | None:
@@ -398,56 +392,3 @@ def run_manifest(
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out")
     return Run(manifest, host, run_dir, progress, retry_errors).execute()
-
-
-# --- provenance ---------------------------------------------------------------------------
-
-
-def harness_version() -> str:
-    try:
-        return version("harness")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def data_fingerprint(files: list[Path]) -> dict[str, Any]:
-    """Each data file's sha256 and size, plus one combined hash for the task's data."""
-    hashes = [file_sha256(p) for p in files]
-    entries = [
-        {"path": str(p), "sha256": h, "bytes": p.stat().st_size}
-        for p, h in zip(files, hashes, strict=True)
-    ]
-    combined = hashlib.sha256("".join(hashes).encode()).hexdigest()
-    return {"sha256": combined, "files": entries}
-
-
-def plugin_versions(host: PluginHost, manifest: Manifest, extra: list[Entry]) -> dict[str, Any]:
-    """``"kind:name" -> {package, version, plugin}`` for every part the run uses."""
-    out = {}
-    for entry in [*manifest.backends, *manifest.tasks, *manifest.metrics, *extra]:
-        component = host.component(entry.kind, entry.type)
-        out[f"{entry.kind}:{entry.type}"] = {
-            "package": component.package,
-            "version": component.version,
-            "plugin": component.plugin,
-        }
-    return dict(sorted(out.items()))
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "harness": harness_version(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-    }
