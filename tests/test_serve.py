@@ -697,3 +697,64 @@ def test_openai_backend_runs_bfcl_against_served_smollm2(smollm2: str, tmp_path:
     for file in out.iterdir():
         assert key not in file.read_text(), file.name
     assert key not in result.stdout + result.stderr
+
+
+# --- issue 10: inputs refused with a 400, loopback names only, one model by id --------------
+
+
+def _request(url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [5]}, "tools"),
+        ({"seed": 1e400}, "seed"),  # json.dumps writes Infinity; the server reads inf
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"logprobs": True}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+    ],
+)
+def test_bad_or_unsupported_fields_are_a_400_not_a_500(
+    echo: tuple[str, EchoBackend], extra: dict[str, Any], param: str
+) -> None:
+    url, _ = echo
+    status, text = post(f"{url}/chat/completions", {"model": "x", "messages": USER, **extra})
+    assert status == 400, text
+    assert json.loads(text)["error"]["param"] == param
+
+
+def test_default_values_of_those_fields_are_accepted(echo: tuple[str, EchoBackend]) -> None:
+    url, _ = echo
+    defaults = {"parallel_tool_calls": True, "logprobs": False, "response_format": {"type": "text"}}
+    status, text = post(f"{url}/chat/completions", {"model": "x", "messages": USER, **defaults})
+    assert status == 200, text
+
+
+def test_a_foreign_host_or_origin_is_refused(echo: tuple[str, EchoBackend]) -> None:
+    """A web page (Origin) or a DNS-rebound name (Host) must not drive the served model."""
+    url, _ = echo
+    body = {"model": "x", "messages": USER}
+    for headers in ({"Origin": "https://evil.example"}, {"Host": "evil.example"}):
+        status, text = _request(f"{url}/chat/completions", body, headers)
+        assert status == 403, (headers, text)
+        assert json.loads(text)["error"]["code"] == "forbidden"
+    local = {"Origin": "http://localhost:3000"}
+    assert _request(f"{url}/chat/completions", body, local)[0] == 200
+
+
+def test_one_model_by_id(echo: tuple[str, EchoBackend]) -> None:
+    url, _ = echo
+    status, text = get(f"{url}/models/echo")
+    assert status == 200 and json.loads(text)["id"] == "echo"
+    status, text = _request(f"{url}/models/other")
+    assert status == 404 and json.loads(text)["error"]["type"] == "invalid_request_error"

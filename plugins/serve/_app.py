@@ -13,8 +13,10 @@ whose message names the exception, with the traceback only in the server's log (
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import math
 import signal
 import time
 import uuid
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -130,7 +133,9 @@ def parse_tools(raw: Any) -> tuple[JSON, ...] | None:
     if not isinstance(raw, list):
         raise BadRequest("'tools' must be a list", "tools")
     for index, tool in enumerate(raw):
-        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict):
+            raise BadRequest(f"tools[{index}] must be an object", "tools")
+        function = tool.get("function")
         if tool.get("type", "function") != "function" or not isinstance(function, dict):
             raise BadRequest(f"tools[{index}]: only function tools are supported", "tools")
         if not isinstance(function.get("name"), str) or not function["name"]:
@@ -189,6 +194,7 @@ def generation_params(body: JSON) -> GenerationParams:
     """Sampling settings; unknown fields are ignored (clients send many), bad values refused."""
     if body.get("n") not in (None, 1):
         raise BadRequest("only n=1 is supported", "n")
+    _refuse_unsupported(body)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     stop = body.get("stop")
     stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
@@ -203,11 +209,28 @@ def generation_params(body: JSON) -> GenerationParams:
     )
 
 
+#: options a client may send with their default value, which the server cannot honour otherwise
+UNSUPPORTED = {
+    "parallel_tool_calls": (None, True),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+}
+
+
+def _refuse_unsupported(body: JSON) -> None:
+    """Refuse, rather than silently drop, an option the backend cannot honour."""
+    for name, defaults in UNSUPPORTED.items():
+        if name in body and body[name] not in defaults:
+            raise BadRequest(f"{name}={json.dumps(body[name])} is not supported here", name)
+
+
 def _number(value: Any, name: str, kind: type, minimum: float | None = None) -> Any:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"'{name}' must be a number", name)
+    if not math.isfinite(value):
+        raise BadRequest(f"'{name}' must be a finite number", name)
     if kind is int and value != int(value):
         raise BadRequest(f"'{name}' must be an integer", name)
     if minimum is not None and value < minimum:
@@ -413,8 +436,15 @@ class Server:
         return web.json_response(text_completion_body(replies, self.model))
 
     async def models(self, request: web.Request) -> web.Response:
-        entry = {"id": self.model, "object": "model", "created": 0, "owned_by": "harness"}
-        return web.json_response({"object": "list", "data": [entry]})
+        return web.json_response({"object": "list", "data": [self._model_entry()]})
+
+    async def model_by_id(self, request: web.Request) -> web.Response:
+        if request.match_info["model"] != self.model:
+            raise web.HTTPNotFound(reason=f"no model {request.match_info['model']!r} here")
+        return web.json_response(self._model_entry())
+
+    def _model_entry(self) -> JSON:
+        return {"id": self.model, "object": "model", "created": 0, "owned_by": "harness"}
 
     def close(self) -> None:
         """Wait for a call still running, so the backend is not closed under it."""
@@ -474,12 +504,43 @@ async def openai_errors(request: web.Request, handler: Callable[..., Any]) -> we
         return web.json_response(body, status=500)
 
 
-def create_app(server: Server) -> web.Application:
-    """The aiohttp application: the OpenAI routes over ``server``."""
-    app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY)
+@web.middleware
+async def loopback_only(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """A loopback server answers loopback names only: a ``Host`` that is not (DNS rebinding)
+    or a browser ``Origin`` from another site (a web page driving the model, and behind an
+    ``openai`` backend spending the user's key) gets a 403."""
+    origin = request.headers.get("Origin")
+    host_ok = _is_loopback_name(request.host.rsplit(":", 1)[0] if request.host else "")
+    origin_ok = origin is None or _is_loopback_name(urlsplit(origin).hostname or "")
+    if not (host_ok and origin_ok):
+        body = error_body(
+            "this server answers loopback clients only (Host and Origin must be loopback)",
+            "invalid_request_error",
+            "forbidden",
+        )
+        return web.json_response(body, status=403)
+    return await handler(request)
+
+
+def _is_loopback_name(name: str) -> bool:
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(server: Server, loopback: bool = True) -> web.Application:
+    """The aiohttp application: the OpenAI routes over ``server``. ``loopback`` (the default:
+    the server listens on loopback) refuses requests with another ``Host`` or ``Origin``."""
+    guards = [loopback_only] if loopback else []
+    app = web.Application(middlewares=[openai_errors, *guards], client_max_size=MAX_BODY)
     app.router.add_post("/v1/chat/completions", server.chat_completions)
     app.router.add_post("/v1/completions", server.completions)
     app.router.add_get("/v1/models", server.models)
+    app.router.add_get("/v1/models/{model}", server.model_by_id)
     return app
 
 
@@ -533,7 +594,8 @@ def run_server(
     async def main() -> None:
         server = Server(backend, model, tool_mode)
         try:
-            await serve_until_stopped(create_app(server), host, port, on_ready)
+            app = create_app(server, loopback=_is_loopback_name(host))
+            await serve_until_stopped(app, host, port, on_ready)
         finally:
             server.close()
 
