@@ -17,6 +17,8 @@ from harness._errors import InputError
 from harness._errors import ManifestError
 from harness._errors import PluginError
 from harness._hookspecs import hookimpl
+from harness._inputs import parse_json
+from harness._inputs import read_jsonl
 from harness._manifest import Entry
 from harness._manifest import Manifest
 from harness._manifest import load_manifest
@@ -75,6 +77,8 @@ API_GROUPS: dict[str, list[str]] = {
         "Metric",
         "Decoder",
         "DecodeError",
+        "read_jsonl",
+        "parse_json",
     ],
     "Records that cross plugin boundaries": [
         "Message",
@@ -136,6 +140,8 @@ __all__ = [
     "load_results",
     "load_samples",
     "param",
+    "parse_json",
+    "read_jsonl",
     "run_manifest",
 ]
 

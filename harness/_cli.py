@@ -48,7 +48,8 @@ class HarnessGroup(click.Group):
         except OSError as exc:  # a file or folder we cannot read or write: the user can fix it
             if (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"harness: error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"harness: error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(1)
 
 
@@ -97,6 +98,12 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     is_flag=True,
     help="When resuming, play again the samples that ended in an error (outage, wrong key).",
 )
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Continue a run directory whose manifest.json was lost, taking its records as this "
+    "manifest's (they cannot be checked; manifest.json records the adoption).",
+)
 def run(
     manifest: Path,
     out: Path | None,
@@ -104,6 +111,7 @@ def run(
     sets: tuple[str, ...],
     no_progress: bool,
     retry_errors: bool,
+    adopt: bool,
 ) -> None:
     """Run MANIFEST; write the run directory as results arrive.
 
@@ -116,7 +124,9 @@ def run(
     host = get_host()
     loaded = load_manifest(manifest, host, sets, limit)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = run_manifest(loaded, host, out, progress=not no_progress, retry_errors=retry_errors)
+    result = run_manifest(
+        loaded, host, out, progress=not no_progress, retry_errors=retry_errors, adopt=adopt
+    )
     _print_scores(result.run_dir)
     click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
     click.echo(f"report: {result.run_dir / 'report.html'}")

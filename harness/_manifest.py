@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from harness._errors import ManifestError
+from harness._inputs import TOO_LONG
 from harness._plugins import PluginHost
 from harness._plugins import UnknownPlugin
 from harness._schema import MANIFEST_KINDS
@@ -102,6 +103,10 @@ def read_document(path: Path) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ManifestError([f"{label}: {where}: malformed YAML/JSON: {problem}"]) from None
+    except RecursionError:
+        raise ManifestError([f"{label}: nested too deeply to read; write it out flatter"]) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ManifestError([f"{label}: {TOO_LONG}"]) from None
     if _expanded_size(document, {}) > MAX_VALUES:
         raise ManifestError(
             [
@@ -153,7 +158,9 @@ def apply_overrides(data: dict[str, Any], sets: Sequence[str], label: str) -> di
         try:
             _apply_one(data, item)
         except ValueError as exc:
-            problems.append(f"{label}: --set {item}: {exc}")
+            shown = item if len(item) <= 80 else item[:77] + "..."
+            reason = TOO_LONG if "digits" in str(exc) else exc
+            problems.append(f"{label}: --set {shown}: {reason}")
     if problems:
         raise ManifestError(problems)
     return data

@@ -95,7 +95,9 @@ class Backend(Part):
 
     ``capabilities`` advertises optional features so tasks can pick a mode: ``native_tools``
     (honours ``ChatRequest.tools``), ``constrained`` (grammar-forced calls), ``streaming``
-    (measures time to first token), ``loglikelihood`` and ``complete`` (raw text completion).
+    (measures time to first token), ``loglikelihood``, ``complete`` (raw text completion) and
+    ``sample_lookup`` (answers by looking ``ChatRequest.task`` and ``sample_id`` up, as
+    ``replay`` does: ``harness serve`` finds them from the conversation).
     ``max_concurrency`` caps how many requests the runner sends at once.
     """
 

@@ -62,7 +62,7 @@ def default_metric_entries(task: Task, extra: tuple[Entry, ...]) -> tuple[Entry,
 def select_samples(task: Task, unit: WorkUnit) -> Iterator[Sample]:
     """The unit's shard of the task's first ``limit`` samples, with duplicate ids refused."""
     seen: set[str] = set()
-    samples: Iterable[Sample] = task.samples()
+    samples: Iterable[Sample] = _guarded(task.samples(), unit.task)
     if unit.limit is not None:
         samples = islice(samples, unit.limit)
     for index, sample in enumerate(samples):
@@ -74,6 +74,20 @@ def select_samples(task: Task, unit: WorkUnit) -> Iterator[Sample]:
         seen.add(sample.id)
         if index % unit.num_shards == unit.shard:
             yield sample
+
+
+def _guarded(samples: Iterable[Sample], entry: Entry) -> Iterator[Sample]:
+    """A task's samples; an unexpected error while reading them (a third-party task meeting
+    bytes it cannot decode) becomes one line naming the task instead of a traceback."""
+    try:
+        yield from samples
+    except HarnessError:
+        raise
+    except (ValueError, RecursionError, OSError, KeyError, TypeError) as exc:
+        raise HarnessError(
+            f"task {entry.id!r} ({entry.type}) could not read its samples: "
+            f"{type(exc).__name__}: {exc}; check the task's data files"
+        ) from exc
 
 
 def play_one(

@@ -25,6 +25,7 @@ from harness._results import error_count
 from harness._results import load_results
 from harness._store import SAMPLES
 from harness._store import iter_records
+from harness._store import write_atomic
 
 if TYPE_CHECKING:
     from harness._plugins import PluginHost
@@ -167,7 +168,7 @@ def write_report(
 ) -> Path:
     path = Path(run_dir) / REPORT
     page = render_report(Path(run_dir), host, failures)
-    path.write_text(page, encoding="utf-8", errors="backslashreplace")  # lone surrogates too
+    write_atomic(path, page)  # lone surrogates are written escaped
     return path
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from harness._store import SAMPLES
 from harness._store import iter_records
+from harness._store import write_atomic
 
 RESULTS = "results.json"
 SUMMARY = "summary.csv"
@@ -254,8 +255,8 @@ def write_results(run_dir: Path, context: dict[str, Any]) -> dict[str, Any]:
     frame = aggregate_run(run_dir)
     document = results_document(frame, context)
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
-    (run_dir / RESULTS).write_text(text + "\n", encoding="utf-8")
-    frame.to_csv(run_dir / SUMMARY, index=False, float_format="%.10g")
+    write_atomic(run_dir / RESULTS, text + "\n")
+    write_atomic(run_dir / SUMMARY, frame.to_csv(index=False, float_format="%.10g"))
     return document
 
 

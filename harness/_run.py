@@ -9,8 +9,6 @@ an interrupted run resumes by skipping the keys already there.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from dataclasses import field
@@ -47,6 +45,7 @@ from harness._store import RunDirLock
 from harness._store import SampleWriter
 from harness._store import drop_errors
 from harness._store import finished_keys
+from harness._store import write_atomic
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,10 @@ class RunResult:
     hook_errors: list[str] = field(default_factory=list)
 
 
+ADOPTED = "adopted"  # manifest.json: when records whose manifest.json was lost were taken over
+ADOPTING = "_adopting"
+
+
 def default_out(manifest: Manifest) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in manifest.name)
     return Path("runs") / safe
@@ -79,17 +82,23 @@ def plan_sha256(manifest: Manifest) -> str:
     return sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_run_dir(run_dir: Path, manifest: Manifest, host: PluginHost) -> dict[str, Any] | None:
+def check_run_dir(
+    run_dir: Path, manifest: Manifest, host: PluginHost, adopt: bool = False
+) -> dict[str, Any] | None:
     """Return the existing ``manifest.json`` when resuming; refuse another experiment's
-    directory (what can be known before building: entries, parameters, versions, seed)."""
+    directory (what can be known before building: entries, parameters, versions, seed).
+    ``adopt`` takes over records whose ``manifest.json`` was lost (they cannot be checked)."""
     path = run_dir / MANIFEST
     if not path.exists():
-        if (run_dir / SAMPLES).exists():
-            raise RunDirError(
-                f"{run_dir}: has samples.jsonl but no manifest.json; "
-                "it is not a harness run directory (choose another --out)"
-            )
-        return None
+        if not (run_dir / SAMPLES).exists():
+            return None
+        if adopt:
+            return {ADOPTING: True}
+        raise RunDirError(
+            f"{run_dir}: has samples.jsonl but no manifest.json (deleted?), so the experiment "
+            "its records come from cannot be checked; rerun with --adopt to continue it as "
+            "this manifest's run, or choose another --out"
+        )
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -115,10 +124,12 @@ class Run:
         run_dir: Path,
         progress: bool = True,
         retry_errors: bool = False,
+        adopt: bool = False,
     ) -> None:
         self.manifest, self.host, self.run_dir = manifest, host, run_dir
         self.show_progress = progress
         self.retry_errors = retry_errors
+        self.adopt = adopt
         self.base_dir = manifest.path.resolve().parent
         self.seed = manifest.run.seed
         self.played = 0
@@ -132,7 +143,7 @@ class Run:
             return self._execute_locked()
 
     def _execute_locked(self) -> RunResult:
-        existing = check_run_dir(self.run_dir, self.manifest, self.host)
+        existing = check_run_dir(self.run_dir, self.manifest, self.host, self.adopt)
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
         done = finished_keys(self.run_dir / SAMPLES)
@@ -191,6 +202,11 @@ class Run:
 
     def _resume_record(self, existing: dict[str, Any], doc: dict[str, Any], now: str) -> None:
         """Refuse changed data or model files; keep the history of operational changes."""
+        if existing.get(ADOPTING):
+            doc[ADOPTED] = {"at": now, "records": len(finished_keys(self.run_dir / SAMPLES))}
+            return
+        if ADOPTED in existing:
+            doc[ADOPTED] = existing[ADOPTED]
         if "experiment" in existing:
             experiment.check(self.run_dir, existing["experiment"], doc["experiment"])
         old_raw = existing.get("manifest") or {}
@@ -360,11 +376,8 @@ def redact(value: Any, secrets: tuple[str, ...]) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    write_atomic(path, text, durable=True)
 
 
 def run_manifest(
@@ -373,6 +386,7 @@ def run_manifest(
     out: str | Path | None = None,
     progress: bool = True,
     retry_errors: bool = False,
+    adopt: bool = False,
 ) -> RunResult:
     """Run (or resume) a manifest into ``out`` (default ``run.out``, else ``runs/<name>``) and
     return the run's :class:`RunResult` (``.results`` is the content of ``results.json``).
@@ -380,6 +394,8 @@ def run_manifest(
     ``manifest`` is a :func:`load_manifest` result or a path to load. Running again into the
     same directory resumes: finished samples are never recomputed. ``retry_errors`` plays again
     the samples of an earlier run that ended in an error (an API outage, a wrong key).
+    ``adopt`` continues a run directory whose ``manifest.json`` was lost, taking its records
+    as this manifest's without the check a resume otherwise makes.
 
     >>> result = run_manifest("registry/manifests/replay-example.yaml", out="runs/x")
     >>> result.results["results"]["qa"]["recorded"]["exact_match"]
@@ -391,4 +407,4 @@ def run_manifest(
     run_dir = Path(out or manifest.run.out or default_out(manifest))
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out")
-    return Run(manifest, host, run_dir, progress, retry_errors).execute()
+    return Run(manifest, host, run_dir, progress, retry_errors, adopt).execute()

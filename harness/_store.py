@@ -7,15 +7,18 @@ last line is cut off and the keys already present are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness._errors import HarnessError
 from harness._errors import RunDirError
 
 SAMPLES = "samples.jsonl"
@@ -29,19 +32,38 @@ def record_key(record: dict[str, Any]) -> Key:
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """Stream the complete records of a ``samples.jsonl`` (a torn last line is ignored)."""
+    for _, _, record in _numbered_records(path):
+        yield record
+
+
+def _numbered_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """(line number, line, record) for each complete line; a line that is not a record (not
+    JSON, or JSON of another shape) stops with a one-line error naming it."""
     if not path.exists():
         return
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 return
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RunDirError(
-                    f"{path}: line {number}: not valid JSON ({exc.msg}); "
-                    "the file was edited by hand or is corrupt"
-                ) from None
+            yield number, line, _parse_record(line, path, number)
+
+
+def _parse_record(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+        problem = "" if _is_record(record) else "is JSON but not a sample record"
+    except (ValueError, RecursionError) as exc:
+        problem = f"is not valid JSON ({str(exc).split(':')[0]})"
+    if problem:
+        raise RunDirError(
+            f"{path}: line {number} {problem}; the file was edited or is corrupt: delete that "
+            "line (its sample is played again) or choose another --out"
+        )
+    return dict(record)
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and all(k in value for k in ("backend", "task", "sample_id"))
 
 
 def repair_tail(path: Path) -> None:
@@ -72,19 +94,46 @@ def drop_errors(path: Path) -> int:
     if not path.exists():
         return 0
     repair_tail(path)
-    dropped = 0
-    tmp = path.with_name(f".{path.name}.tmp")
-    with path.open("rb") as source, tmp.open("wb") as target:
-        for line in source:
-            record = json.loads(line)
-            if record.get("error") is not None or record.get("metric_errors"):
-                dropped += 1
+    for _ in _numbered_records(path):  # refuse a corrupt file before rewriting anything
+        pass
+    counts = {"dropped": 0}
+
+    def kept() -> Iterator[bytes]:
+        for _, line, record in _numbered_records(path):
+            if record.get("error") is None and not record.get("metric_errors"):
+                yield line
             else:
-                target.write(line)
-        target.flush()
-        os.fsync(target.fileno())
-    os.replace(tmp, path)
-    return dropped
+                counts["dropped"] += 1
+
+    write_atomic(path, kept(), durable=True)
+    return counts["dropped"]
+
+
+def write_atomic(path: Path, data: str | Iterable[bytes], durable: bool = False) -> None:
+    """Replace a whole file so that a reader sees the old content or the new, never half.
+    On failure (a full disk) the temporary file is removed and the error names the file;
+    ``durable`` also syncs it to disk first (what cannot be derived again)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    chunks = [data.encode("utf-8", "backslashreplace")] if isinstance(data, str) else data
+    try:
+        with tmp.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+
+
+def write_error(path: Path, exc: OSError) -> HarnessError:
+    """The one-line error for a file the run cannot write (a full disk, no permission)."""
+    return HarnessError(
+        f"{path}: cannot write ({exc.strerror or exc}); make room or fix the permissions, then "
+        "rerun the same command: finished samples are kept and the run resumes"
+    )
 
 
 def finished_keys(path: Path) -> set[Key]:
@@ -145,11 +194,12 @@ class SampleWriter:
         self._last_sync = time.monotonic()
         self._lock = threading.Lock()
         self.written = 0
+        self.failed = False
 
     def write(self, record: dict[str, Any]) -> None:
         line = _encode(record)
         with self._lock:
-            self._handle.write(line)
+            self._checked(self._handle.write, line)
             self._pending += 1
             self.written += 1
             now = time.monotonic()
@@ -157,16 +207,35 @@ class SampleWriter:
                 self._sync(now)
 
     def _sync(self, now: float) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._checked(self._handle.flush)
+        self._checked(os.fsync, self._handle.fileno())
         self._pending = 0
         self._last_sync = now
 
+    def _checked(self, operation: Any, *args: Any) -> None:
+        """Run a write; a failure (a full disk) becomes one error naming the file, and the
+        writer stops (a partial last line is cut off when the run resumes)."""
+        try:
+            operation(*args)
+        except OSError as exc:
+            self.failed = True
+            raise write_error(self.path, exc) from None
+
     def close(self) -> None:
         with self._lock:
-            if not self._handle.closed:
+            if self._handle.closed:
+                return
+            if self.failed:  # already reported; what is buffered cannot be written either
+                self._close_quietly()
+                return
+            try:
                 self._sync(time.monotonic())
-                self._handle.close()
+            finally:
+                self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(OSError):
+            self._handle.close()
 
     def __enter__(self) -> SampleWriter:
         return self

@@ -758,3 +758,99 @@ def test_one_model_by_id(echo: tuple[str, EchoBackend]) -> None:
     assert status == 200 and json.loads(text)["id"] == "echo"
     status, text = _request(f"{url}/models/other")
     assert status == 404 and json.loads(text)["error"]["type"] == "invalid_request_error"
+
+
+def test_completions_stream_as_server_sent_events(echo: tuple[str, EchoBackend]) -> None:
+    url, _ = echo
+    body = {"prompt": ["one", "two"], "stream": True, "stream_options": {"include_usage": True}}
+    status, text = post(f"{url}/completions", body)
+    assert status == 200, text
+    events = sse_events(text)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert {c["object"] for c in chunks} == {"text_completion"}
+    texts = ["", ""]
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            texts[choice["index"]] += choice["text"]
+    assert texts == ["echo: one", "echo: two"]
+    finishes = [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch["finish_reason"]]
+    assert finishes == ["stop", "stop"]
+    assert chunks[-1]["usage"]["total_tokens"] == 10
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "x", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"model": "x", "seed": ' + b"1" * 5000 + b', "messages": []}',
+        b'{"model": "x", "messages": [{"role": "user", "content": "caf\xe9"}]}',
+    ],
+    ids=["deep", "long-number", "not-utf8"],
+)
+def test_unreadable_bodies_are_a_400(echo: tuple[str, EchoBackend], raw: bytes) -> None:
+    url, _ = echo
+    status, text = post(f"{url}/chat/completions", raw=raw)
+    assert status == 400, text
+    assert json.loads(text)["error"]["code"] == "invalid_json"
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_body_of_millions_of_objects_is_refused_before_parsing(
+    tmp_path: Path, example_plugin: Path
+) -> None:
+    """30 MB of ``{}`` used to take ~800 MB of the server's memory."""
+    env = {"PYTHONPATH": str(example_plugin)}
+    with serve_process([str(calculator_manifest(tmp_path))], tmp_path / "err.log", env) as (
+        proc,
+        url,
+    ):
+        before = _peak_rss_mb(proc.pid)
+        raw = b'{"model": "x", "messages": [' + b"{}," * 10_000_000 + b"{}]}"
+        status, text = post(f"{url}/chat/completions", raw=raw)
+        assert status == 400 and json.loads(text)["error"]["code"] == "request_too_large"
+        assert _peak_rss_mb(proc.pid) - before < 150  # the body itself is 30 MB
+        question = {"messages": [{"role": "user", "content": "What is 2 plus 3?"}]}
+        assert post(f"{url}/chat/completions", question)[0] == 200  # still serving
+
+
+def _run_into(manifest: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    command = [*HARNESS, "run", str(manifest), "--out", str(out), "--no-progress"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_serving_recorded_outputs_answers_the_manifests_samples(tmp_path: Path) -> None:
+    """The README's no-model path, served: requests carry no sample id, so the served replay
+    backend finds the sample from the conversation, and a run against it scores as the
+    replay run does."""
+    example = Path(__file__).resolve().parents[1] / "registry" / "manifests" / "replay-example.yaml"
+    with serve_process([str(example)], tmp_path / "err.log") as (_, url):
+        unknown = {"messages": [{"role": "user", "content": "What is the capital of Mars?"}]}
+        status, text = post(f"{url}/chat/completions", unknown)
+        assert status == 400 and json.loads(text)["error"]["code"] == "unknown_sample"
+        status, text = post(f"{url}/completions", {"prompt": "Paris?"})
+        assert status == 400 and json.loads(text)["error"]["code"] == "unknown_sample"
+        data = example.parent.parent / "data" / "capitals.jsonl"
+        manifest = {
+            "name": "served-replay",
+            "backends": [{"type": "openai", "base_url": url, "model": "recorded"}],
+            "tasks": [{"type": "qa", "path": str(data)}],
+        }
+        path = tmp_path / "m.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        served = _run_into(path, tmp_path / "a")
+    assert served.returncode == 0, served.stderr
+    direct = _run_into(example, tmp_path / "b")
+    assert direct.returncode == 0, direct.stderr
+
+    def outputs(run: str) -> dict[str, str]:
+        lines = (tmp_path / run / "samples.jsonl").read_text().splitlines()
+        return {r["sample_id"]: r["output"] for r in map(json.loads, lines)}
+
+    assert outputs("a") == outputs("b") and len(outputs("a")) == 12

@@ -31,6 +31,8 @@ from harness import Sample
 from harness import Score
 from harness import Task
 from harness import ToolCall
+from harness import parse_json
+from harness import read_jsonl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,29 +97,21 @@ def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decoded(value: Any, where: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-    return value
+    return parse_json(value, where) if isinstance(value, str) else value
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """A JSON array, or JSON Lines; ``tools`` and ``answers`` decoded when they are strings."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        rows = _decoded(text, str(path))
+    with path.open("rb") as handle:
+        whole_array = handle.read(4096).lstrip().startswith(b"[")
+    if whole_array:
+        rows = parse_json(path.read_bytes(), str(path))
     else:
-        rows = [
-            _decoded(line, f"{path}: line {n}")
-            for n, line in enumerate(text.splitlines(), start=1)
-            if line.strip()
-        ]
+        rows = [row for _, row in read_jsonl(path)]
     for index, row in enumerate(rows):
         where = f"{path}: item {index}"
         for key in ("query", "tools", "answers"):
-            if key not in row:
+            if not isinstance(row, dict) or key not in row:
                 raise InputError(
                     f"{where}: missing field {key!r} (APIGen records need query, tools and answers)"
                 )

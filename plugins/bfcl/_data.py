@@ -9,7 +9,6 @@ BFCL's own evaluator.
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version
@@ -18,6 +17,7 @@ from typing import Any
 from typing import get_args
 
 from harness import InputError
+from harness import read_jsonl
 
 from . import AstCategory
 from . import RelevanceCategory
@@ -59,13 +59,8 @@ def answer_file(category: str) -> Path | None:
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         raise InputError(f"{path}: BFCL data file missing; {INSTALL_HINT}")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+    for _, entry in read_jsonl(path):
+        yield entry
 
 
 def entries(category: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]] | None]]:

@@ -165,6 +165,8 @@ def load_json(text: str | None) -> Any:
         return json.loads(_FENCE.sub("", text.strip()))
     except json.JSONDecodeError as exc:
         raise DecodeError("syntax", f"not JSON: {exc.msg} at {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, 10,000-deep nesting
+        raise DecodeError("syntax", f"unreadable JSON: {str(exc).split(':')[0]}") from None
 
 
 def call_from_object(obj: Any) -> ToolCall:
@@ -176,8 +178,9 @@ def call_from_object(obj: Any) -> ToolCall:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise DecodeError("syntax", f"arguments are not JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            reason = str(exc).split(":")[0]
+            raise DecodeError("syntax", f"arguments are not JSON: {reason}") from None
     if not isinstance(name, str) or not isinstance(args, dict):
         raise DecodeError("shape", "a call needs a string name and an object of arguments")
     return ToolCall(name, args)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from harness import Outcome
 from harness import Sample
 from harness import Score
 from harness import Task
+from harness import read_jsonl
 
 from . import ExactMatchParams
 from . import QAParams
@@ -34,34 +35,22 @@ class QATask(Task):
     def samples(self) -> Iterator[Sample]:
         p = self.params
         system = Message(role="system", content=p.system_prompt)
-        yielded = 0
-        with self.path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                if p.limit is not None and yielded >= p.limit:
-                    return
-                yielded += 1
-                row = self._row(line, number)
-                answers = row[p.answer_field]
-                yield Sample(
-                    id=str(row.get(p.id_field, number)),
-                    messages=(system, Message(role="user", content=str(row[p.question_field]))),
-                    target=answers if isinstance(answers, list) else [answers],
-                )
+        for number, row in islice(read_jsonl(self.path), p.limit):
+            self._check(row, number)
+            answers = row[p.answer_field]
+            yield Sample(
+                id=str(row.get(p.id_field, number)),
+                messages=(system, Message(role="user", content=str(row[p.question_field]))),
+                target=answers if isinstance(answers, list) else [answers],
+            )
 
-    def _row(self, line: str, number: int) -> dict[str, Any]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{self.path}: line {number}: not valid JSON ({exc.msg})") from None
+    def _check(self, row: Any, number: int) -> None:
         for field in (self.params.question_field, self.params.answer_field):
             if not isinstance(row, dict) or field not in row:
                 raise InputError(
                     f"{self.path}: line {number}: missing field {field!r} "
                     "(set question_field/answer_field to the names your file uses)"
                 )
-        return row
 
     def data_files(self) -> list[Path]:
         return [self.path]

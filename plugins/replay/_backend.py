@@ -15,6 +15,7 @@ from harness import ChatRequest
 from harness import ChatResponse
 from harness import InputError
 from harness import ToolCall
+from harness import parse_json
 
 from . import ReplayParams
 
@@ -26,7 +27,7 @@ class ReplayError(Exception):
 class ReplayBackend(Backend):
     """Looks each request up by (task id, sample id) in a recorded JSONL file."""
 
-    capabilities = frozenset({"native_tools"})
+    capabilities = frozenset({"native_tools", "sample_lookup"})
     max_concurrency = 1  # a dictionary look-up: threads would only add overhead
 
     params: ReplayParams
@@ -77,10 +78,7 @@ def _index_file(path: Path) -> dict[tuple[str | None, str], tuple[int, int]]:
 
 
 def _line_key(line: bytes, path: Path, number: int) -> tuple[str | None, str]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+    data = parse_json(line, f"{path}: line {number}")
     if not isinstance(data, dict) or "sample_id" not in data:
         raise InputError(
             f"{path}: line {number}: expected an object with 'sample_id' "
@@ -88,6 +86,11 @@ def _line_key(line: bytes, path: Path, number: int) -> tuple[str | None, str]:
         )
     if "output" not in data and "tool_calls" not in data:
         raise InputError(f"{path}: line {number}: needs 'output' or 'tool_calls'")
+    if not isinstance(data.get("output"), str | None):
+        raise InputError(
+            f"{path}: line {number}: 'output' must be a string or null, found "
+            f"{type(data['output']).__name__} (write the model's text as a JSON string)"
+        )
     task = data.get("task")
     return (None if task is None else str(task), str(data["sample_id"]))
 

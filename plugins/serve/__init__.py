@@ -110,7 +110,7 @@ def serve(
     POST /v1/chat/completions (tools, tool_choice, stream), POST /v1/completions and
     GET /v1/models. Ctrl-C stops it.
     """
-    entry, base_dir, seed = _pick_entry(manifest, gguf, backend_id, sets)
+    entry, base_dir, seed, tasks = _pick_entry(manifest, gguf, backend_id, sets)
     context = BuildContext(id="serve", base_dir=base_dir, seed=seed)
     spec = {"type": entry.type, **entry.params}
     try:  # invalid parameters are a usage error (exit 2); a backend that fails to start is not
@@ -119,12 +119,30 @@ def serve(
         raise ManifestError([f"{manifest or '--gguf ' + str(gguf)}: {exc}"]) from None
     backend = build()
     try:
-        _run(backend, entry.id, host, port, tool_mode)
+        index = _sample_index(backend, tasks, context)
+        _run(backend, entry.id, host, port, tool_mode, index)
     finally:
         backend.close()
 
 
-def _run(backend: Any, model: str, host: str, port: int, tool_mode: str) -> None:
+def _sample_index(backend: Any, tasks: tuple[Entry, ...], context: BuildContext) -> Any:
+    """For a backend that answers by (task, sample id), as ``replay`` does: which sample of
+    the manifest's tasks each conversation is, so a served request can be looked up."""
+    if "sample_lookup" not in (getattr(backend, "capabilities", None) or ()):
+        return None
+    from harness_plugins.serve._app import SampleIndex
+
+    built = {}
+    for entry in tasks:
+        built[entry.id] = context.build("task", {"type": entry.type, **entry.params}, id=entry.id)
+    try:
+        return SampleIndex.from_tasks(built)
+    finally:
+        for task in built.values():
+            task.close()
+
+
+def _run(backend: Any, model: str, host: str, port: int, tool_mode: str, index: Any = None) -> None:
     from harness_plugins.serve._app import run_server
 
     def ready(url: str) -> None:
@@ -132,7 +150,7 @@ def _run(backend: Any, model: str, host: str, port: int, tool_mode: str) -> None
         click.get_text_stream("stdout").flush()
 
     try:
-        run_server(backend, model, host, port, ready, tool_mode)
+        run_server(backend, model, host, port, ready, tool_mode, index)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
@@ -142,19 +160,21 @@ def _run(backend: Any, model: str, host: str, port: int, tool_mode: str) -> None
 
 def _pick_entry(
     manifest: Path | None, gguf: str | None, backend_id: str | None, sets: tuple
-) -> tuple[Entry, Path, int | None]:
-    """The backend entry to serve, the folder its relative paths start from, and the seed."""
+) -> tuple[Entry, Path, int | None, tuple[Entry, ...]]:
+    """The backend entry to serve, the folder its relative paths start from, the seed, and
+    the manifest's tasks."""
     if (manifest is None) == (gguf is None):
         raise click.UsageError("give a MANIFEST or --gguf PATH_OR_CARD (one of them)")
     if gguf is not None:
-        return _gguf_entry(gguf, sets), Path.cwd(), None
+        return _gguf_entry(gguf, sets), Path.cwd(), None, ()
     from harness import load_manifest
 
     loaded = load_manifest(manifest, PluginHost.current(), sets)
     return (
         _select(loaded.backends, backend_id, str(manifest)),
         loaded.path.resolve().parent,
-        (loaded.run.seed),
+        loaded.run.seed,
+        loaded.tasks,
     )
 
 

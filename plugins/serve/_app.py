@@ -13,6 +13,7 @@ whose message names the exception, with the traceback only in the server's log (
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import logging
@@ -21,8 +22,10 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +46,7 @@ MODES = ("prompt", "native", "constrained")
 TOOL_MODES = ("auto", "native", "constrained")
 ROLES = {"system", "user", "assistant", "tool", "developer"}
 MAX_BODY = 32 * 1024 * 1024
+MAX_CONTAINERS = 200_000
 
 
 class BadRequest(Exception):
@@ -368,6 +372,20 @@ def text_completion_body(replies: list[Reply], model: str) -> JSON:
     }
 
 
+def text_completion_chunks(replies: list[Reply], include_usage: bool) -> list[JSON]:
+    """Streamed ``text_completion`` objects: per prompt, its text then its finish reason (the
+    backend is not incremental), then the usage if asked for."""
+    head = replies[0].head("text_completion")
+    chunks = []
+    for index, reply in enumerate(replies):
+        for text, finish in ((reply.response.text or "", None), ("", reply.finish_reason)):
+            choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+            chunks.append(head | {"choices": [choice]})
+    if include_usage:
+        chunks.append(head | {"choices": [], "usage": text_completion_body(replies, "")["usage"]})
+    return chunks
+
+
 def completion_prompts(body: Any) -> list[str]:
     """``prompt`` of a completions body: a string or a list of strings (not token ids)."""
     if not isinstance(body, dict):
@@ -381,6 +399,45 @@ def completion_prompts(body: Any) -> list[str]:
     return prompts
 
 
+def _include_usage(body: JSON) -> bool:
+    options = body.get("stream_options") or {}
+    return bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+class SampleIndex:
+    """Which sample of a manifest's tasks a conversation is, for backends that answer by
+    (task, sample id) (``replay``): a served request carries no ids, only the messages a task
+    built, so the messages are the key."""
+
+    def __init__(self, keys: dict[str, tuple[str, str]]) -> None:
+        self.keys = keys
+
+    @classmethod
+    def from_tasks(cls, tasks: dict[str, Any]) -> SampleIndex:
+        keys = {}
+        for task_id, task in tasks.items():
+            for sample in task.samples():
+                keys[_conversation_key(sample.messages)] = (task_id, str(sample.id))
+        return cls(keys)
+
+    def identify(self, chat: ChatRequest) -> ChatRequest:
+        found = self.keys.get(_conversation_key(chat.messages))
+        if found is None:
+            raise BadRequest(
+                "no recorded answer for this conversation: the served backend replays "
+                "recorded outputs, so send the messages of a sample of the manifest's tasks",
+                "messages",
+                "unknown_sample",
+            )
+        return replace(chat, task=found[0], sample_id=found[1])
+
+
+def _conversation_key(messages: Sequence[Message]) -> str:
+    """The messages' roles and text (tool calls included), as one digest."""
+    parts = [[m.role, m.content, [c.to_dict() for c in m.tool_calls or ()]] for m in messages]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
@@ -388,10 +445,17 @@ class Server:
     """Serves one backend; at most ``backend.max_concurrency`` calls run at once, each on a
     worker thread, because backends are blocking (llama.cpp holds a lock per call)."""
 
-    def __init__(self, backend: Backend, model: str, tool_mode: str = "auto") -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        model: str,
+        tool_mode: str = "auto",
+        index: SampleIndex | None = None,
+    ) -> None:
         self.backend = backend
         self.model = model
         self.tool_mode = tool_mode
+        self.index = index
         self.capabilities = frozenset(getattr(backend, "capabilities", ()) or ())
         self.limit = max(1, int(getattr(backend, "max_concurrency", 1) or 1))
         self.executor = ThreadPoolExecutor(self.limit, thread_name_prefix="harness-serve")
@@ -415,24 +479,32 @@ class Server:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         chat = chat_request(body, self.capabilities, self.tool_mode)
+        if self.index is not None:
+            chat = self.index.identify(chat)
         response = await self.call(self.backend.chat, chat)
         reply = new_reply(response, self.model, chat.mode, "chatcmpl")
         if body.get("stream"):
-            options = body.get("stream_options") or {}
-            include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-            return await send_events(request, stream_chunks(reply, include_usage))
+            return await send_events(request, stream_chunks(reply, _include_usage(body)))
         return web.json_response(completion_body(reply))
 
-    async def completions(self, request: web.Request) -> web.Response:
+    async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         prompts = completion_prompts(body)
-        if body.get("stream"):
-            raise BadRequest("streaming is not supported on /v1/completions", "stream")
+        if self.index is not None:
+            raise BadRequest(
+                "the served backend replays recorded chat outputs: use /v1/chat/completions "
+                "with the messages of one of the manifest's samples",
+                "prompt",
+                "unknown_sample",
+            )
         params = ChatRequest(messages=(), params=generation_params(body))
         replies = []
         for prompt in prompts:
             response = await self.call(self.backend.complete, prompt, params)
             replies.append(new_reply(response, self.model, None, "cmpl"))
+        if body.get("stream"):
+            chunks = text_completion_chunks(replies, _include_usage(body))
+            return await send_events(request, chunks)
         return web.json_response(text_completion_body(replies, self.model))
 
     async def models(self, request: web.Request) -> web.Response:
@@ -456,11 +528,23 @@ class BackendFailure(Exception):
 
 
 async def read_json(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    """The body as JSON. Parsed objects and arrays cost ~30 times their text in memory, so a
+    body of more than ``MAX_CONTAINERS`` of them is refused before parsing (a real request
+    holds a few thousand)."""
+    raw = await request.read()
+    if raw.count(b"{") + raw.count(b"[") > MAX_CONTAINERS:
         raise BadRequest(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
+            f"the request body holds more than {MAX_CONTAINERS:,} JSON objects and arrays; "
+            "send fewer messages or tools per request",
+            code="request_too_large",
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, 4,300+ digits, depth
+        deep = isinstance(exc, RecursionError)
+        reason = "nested too deeply" if deep else str(exc).split(": value has")[0]
+        raise BadRequest(
+            f"the request body is not valid JSON: {reason}", code="invalid_json"
         ) from None
 
 
@@ -588,11 +672,12 @@ def run_server(
     port: int,
     on_ready: Callable[[str], None],
     tool_mode: str = "auto",
+    index: SampleIndex | None = None,
 ) -> None:
     """Blocking entry point of the command: serve ``backend`` as ``model``."""
 
     async def main() -> None:
-        server = Server(backend, model, tool_mode)
+        server = Server(backend, model, tool_mode, index)
         try:
             app = create_app(server, loopback=_is_loopback_name(host))
             await serve_until_stopped(app, host, port, on_ready)
