@@ -127,7 +127,7 @@ def run(
     result = run_manifest(
         loaded, host, out, progress=not no_progress, retry_errors=retry_errors, adopt=adopt
     )
-    _print_scores(result.run_dir)
+    _print_scores(result.rows)
     click.echo(f"\n{result.played} sample(s) played, {result.skipped} already done.")
     click.echo(f"report: {result.run_dir / 'report.html'}")
     _check_all_failed(result)
@@ -167,22 +167,18 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _print_scores(run_dir: Path) -> None:
+def _print_scores(rows: list[dict[str, Any]]) -> None:
     from harness._report import distribution_table
     from harness._report import score_table
-    from harness._results import aggregate_run
     from harness._results import error_count
 
-    frame = aggregate_run(run_dir)
-    table = score_table(frame)
-    click.echo(
-        table.to_string(float_format=lambda v: f"{v:.4f}") if not table.empty else "no scores"
-    )
-    spread = distribution_table(frame)
+    table = score_table(rows)
+    click.echo(table.to_text() if not table.empty else "no scores")
+    spread = distribution_table(rows)
     if not spread.empty:
-        click.echo("\nmedian [p10, p90] of the other measurements, whole task:")
-        click.echo(spread.to_string(float_format=lambda v: f"{v:.4g}"))
-    errors = error_count(frame)
+        click.echo("\nmedian, p10 and p90 of the other measurements, whole task:")
+        click.echo(spread.to_text("{:.4g}"))
+    errors = error_count(rows)
     if errors:
         click.echo(f"warning: {errors} sample(s) could not be scored; see the report.", err=True)
 
@@ -249,10 +245,12 @@ def schema(markdown: bool) -> None:
 def report(run_dir: Path) -> None:
     """Render RUN_DIR's report.html again and print its score table."""
     from harness._report import write_report
+    from harness._results import RunView
 
     _require_run_dir(run_dir)
-    path = write_report(run_dir)
-    _print_scores(run_dir)
+    view = RunView.open(run_dir)
+    path = write_report(run_dir, view=view)
+    _print_scores(view.rows)
     click.echo(f"report: {path}")
 
 

@@ -9,7 +9,6 @@ to :class:`~harness.BuildContext` (``build``, ``load_decoder``) or became a meth
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import types
@@ -60,13 +59,15 @@ class _DeprecatedModule(types.ModuleType):
         raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
 
 
-class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _Finder:
+    """A meta-path finder and loader (duck-typed: ``importlib.abc`` costs 10 ms to import)."""
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED:
             return None
-        return importlib.machinery.ModuleSpec(fullname, self)
+        return importlib.machinery.ModuleSpec(fullname, self)  # type: ignore[arg-type]
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         warnings.warn(

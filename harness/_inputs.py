@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness._errors import InputError
+from harness._json import loads
 
 TOO_LONG = "a number of more than 4,300 digits (Python's limit); write it as a string"
 
@@ -22,8 +23,7 @@ TOO_LONG = "a number of more than 4,300 digits (Python's limit); write it as a s
 def parse_json(data: str | bytes, where: str) -> Any:
     """Parse one JSON document; ``where`` (``"data.jsonl: line 3"``) starts every error."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text)
+        return loads(data)
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{where}: not UTF-8 (byte {exc.start + 1} is {data[exc.start : exc.start + 1]!r}); "

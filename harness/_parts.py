@@ -153,13 +153,17 @@ class Task(Part):
         return {}
 
     def request(self, sample: Sample) -> ChatRequest:
-        return ChatRequest(messages=sample.messages, tools=sample.tools, sample_id=sample.id)
+        return ChatRequest(
+            messages=sample.messages, tools=sample.tools, task=self.context.id, sample_id=sample.id
+        )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
         return Outcome(output=response.text, calls=response.tool_calls, responses=(response,))
 
     def play(self, sample: Sample, backend: Backend) -> Outcome:
-        request = replace(self.request(sample), task=self.context.id, sample_id=sample.id)
+        request = self.request(sample)
+        if request.task != self.context.id or request.sample_id != sample.id:
+            request = replace(request, task=self.context.id, sample_id=sample.id)
         return self.decode(sample, backend.chat(request))
 
 

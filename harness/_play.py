@@ -20,8 +20,6 @@ from itertools import islice
 from typing import Any
 from typing import TextIO
 
-from tqdm import tqdm
-
 from harness._errors import HarnessError
 from harness._manifest import Entry
 from harness._parts import Backend
@@ -236,11 +234,12 @@ class Progress:
         self._started = self._last = time.monotonic()
         self._interval = interval_s
         is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._bar = (
-            tqdm(total=total, desc=label, unit="sample", file=self.stream, dynamic_ncols=True)
-            if enabled and is_tty
-            else None
-        )
+        self._bar = self._tqdm(total, label) if enabled and is_tty else None
+
+    def _tqdm(self, total: int | None, label: str) -> Any:
+        from tqdm import tqdm  # 40 ms to import: only when a bar is shown
+
+        return tqdm(total=total, desc=label, unit="sample", file=self.stream, dynamic_ncols=True)
 
     def update(self, n: int = 1) -> None:
         self.count += n

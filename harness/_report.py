@@ -9,25 +9,30 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-import pandas as pd
-
+from harness._results import JSON
 from harness._results import MANIFEST
+from harness._results import NAN
 from harness._results import NO_SCORES
 from harness._results import RESULTS
 from harness._results import SUMMARY
+from harness._results import SUMMARY_COLUMNS
 from harness._results import RunView
 from harness._results import error_count
 from harness._results import load_results
 from harness._store import SAMPLES
-from harness._store import iter_records
 from harness._store import write_atomic
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from harness._plugins import PluginHost
 
 log = logging.getLogger("harness")
@@ -41,35 +46,87 @@ th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}code{background:#f6f6
 """
 
 
-def score_table(frame: pd.DataFrame) -> pd.DataFrame:
+@dataclass
+class Table:
+    """A small table (header and rows) printed as text or HTML: what the CLI and the report
+    show, without importing pandas into every run."""
+
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows
+
+    def _cells(self, number: str) -> list[list[str]]:
+        return [[_format(v, number) for v in row] for row in self.rows]
+
+    def to_text(self, number: str = "{:.4f}") -> str:
+        cells = self._cells(number)
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(self.columns)]
+        numeric = [
+            any(isinstance(r[i], float | int) for r in self.rows) for i in range(len(widths))
+        ]
+
+        def line(values: list[str]) -> str:
+            return "  ".join(
+                v.rjust(w) if right else v.ljust(w)
+                for v, w, right in zip(values, widths, numeric, strict=True)
+            ).rstrip()
+
+        return "\n".join([line(self.columns), *(line(r) for r in cells)])
+
+    def to_html(self, number: str = "{:.4f}") -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+            for row in self._cells(number)
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _format(value: Any, number: str) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else number.format(value)
+    return "" if value is None else str(value)
+
+
+def score_table(rows: Sequence[JSON]) -> Table:
     """Rows (task, part, metric), one column per backend: the table users read first.
 
     ``part`` is ``(all)`` for the whole task, a subtask's name, or ``[name]`` for a group.
     """
-    scored = frame[(frame["metric"] != NO_SCORES) & frame["median"].isna()]
-    if scored.empty:
-        return pd.DataFrame()
-    scored = scored.assign(part=[_part(r.level, r.subtask) for r in scored.itertuples()])
-    order = list(dict.fromkeys(zip(scored["task"], scored["part"], scored["metric"], strict=True)))
-    table = scored.pivot_table(
-        index=["task", "part", "metric"], columns="backend", values="value", sort=False
-    )
-    table.columns.name = None
-    return table.reindex(order)
-
-
-def distribution_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Whole-task rows of the metrics that are not 0/1 valued (latency, tokens/s, memory):
-    median with the 10th and 90th percentiles, one column group per backend."""
-    rows = frame[(frame["level"] == "task") & frame["median"].notna()]
-    if rows.empty:
-        return pd.DataFrame()
-    table = rows.pivot_table(
-        index=["task", "metric"], columns="backend", values=["median", "p10", "p90"], sort=False
-    )
-    table = table.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-    table.columns.names = [None, None]
+    scored = [r for r in rows if r["metric"] != NO_SCORES and math.isnan(r["median"])]
+    backends = list(dict.fromkeys(r["backend"] for r in scored))
+    cells: dict[tuple[str, str, str], dict[str, float]] = {}
+    for r in scored:
+        key = (r["task"], _part(r["level"], r["subtask"]), r["metric"])
+        cells.setdefault(key, {})[r["backend"]] = r["value"]
+    table = Table(["task", "part", "metric", *backends])
+    for key, values in cells.items():
+        table.rows.append([*key, *(values.get(b, NAN) for b in backends)])
     return table
+
+
+def distribution_table(rows: Sequence[JSON]) -> Table:
+    """Whole-task rows of the metrics that are not 0/1 valued (latency, tokens/s, memory):
+    median with the 10th and 90th percentiles, three columns per backend."""
+    spread = [r for r in rows if r["level"] == "task" and not math.isnan(r["median"])]
+    backends = list(dict.fromkeys(r["backend"] for r in spread))
+    cells: dict[tuple[str, str], dict[str, JSON]] = {}
+    for r in spread:
+        cells.setdefault((r["task"], r["metric"]), {})[r["backend"]] = r
+    stats = ("median", "p10", "p90")
+    table = Table(["task", "metric", *(f"{b} {s}" for b in backends for s in stats)])
+    for key, by_backend in cells.items():
+        values = [by_backend[b][s] if b in by_backend else NAN for b in backends for s in stats]
+        table.rows.append([*key, *values])
+    return table
+
+
+def aggregates_table(rows: Sequence[JSON]) -> Table:
+    """Every aggregate row, with ``summary.csv``'s columns."""
+    return Table(list(SUMMARY_COLUMNS), [[r[c] for c in SUMMARY_COLUMNS] for r in rows])
 
 
 def _part(level: str, subtask: str) -> str:
@@ -80,49 +137,33 @@ def _section(title: str, body: str) -> str:
     return f"<h2>{html.escape(title)}</h2>\n{body}\n"
 
 
-def _failed_samples(run_dir: Path, limit: int = 50) -> pd.DataFrame:
-    """The first samples that could not be scored, or that a metric failed on."""
-    rows = []
-    for rec in iter_records(run_dir / SAMPLES):
-        failures = [f"metric {k!r}: {v}" for k, v in (rec.get("metric_errors") or {}).items()]
-        if rec.get("error") or failures:
-            row = {k: rec.get(k) for k in ("backend", "task", "sample_id")}
-            rows.append(row | {"error": "; ".join([*filter(None, [rec.get("error")]), *failures])})
-            if len(rows) >= limit:
-                break
-    return pd.DataFrame(rows)
-
-
 def render_report(
-    run_dir: Path, host: PluginHost | None = None, failures: list[str] | None = None
+    run_dir: Path,
+    host: PluginHost | None = None,
+    failures: list[str] | None = None,
+    view: RunView | None = None,
 ) -> str:
     """The report page: provenance, scores, measurements, every aggregate, the sections that
     plugins add, then the samples that could not be scored. ``failures`` collects the report
-    hooks that raised."""
-    view = RunView.open(run_dir)
-    frame, manifest = view.aggregates, view.manifest
+    hooks that raised; ``view`` is the run as already aggregated (else it is read)."""
+    view = view or RunView.open(run_dir)
+    rows, manifest = view.rows, view.manifest
     name = html.escape(str(manifest.get("name", run_dir.name)))
     parts = [f"<h1>harness run: {name}</h1>", _provenance(manifest)]
-    table = score_table(frame)
-    parts.append(
-        _section(
-            "Scores", table.to_html(float_format="%.4f") if not table.empty else "<p>No scores.</p>"
-        )
-    )
-    spread = distribution_table(frame)
+    table = score_table(rows)
+    parts.append(_section("Scores", table.to_html() if not table.empty else "<p>No scores.</p>"))
+    spread = distribution_table(rows)
     if not spread.empty:
-        parts.append(
-            _section("Measurements (median, p10, p90)", spread.to_html(float_format="%.4g"))
-        )
-    parts.append(_section("All aggregates", frame.to_html(index=False, float_format="%.4f")))
+        parts.append(_section("Measurements (median, p10, p90)", spread.to_html("{:.4g}")))
+    parts.append(_section("All aggregates", aggregates_table(rows).to_html()))
     parts += _plugin_sections(view, host, failures if failures is not None else [])
-    errors = _failed_samples(run_dir)
-    if not errors.empty:
+    if view.failures:
         note = (
-            f"<p class=warn>{error_count(frame)} sample(s) could not be scored "
+            f"<p class=warn>{error_count(rows)} sample(s) could not be scored "
             "and are left out of the means (first ones below).</p>"
         )
-        parts.append(_section("Errors", note + errors.to_html(index=False)))
+        errors = Table(list(view.failures[0]), [list(f.values()) for f in view.failures])
+        parts.append(_section("Errors", note + errors.to_html()))
     body = "\n".join(parts)
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
@@ -164,10 +205,13 @@ def _plugin_sections(view: RunView, host: PluginHost | None, failed: list[str]) 
 
 
 def write_report(
-    run_dir: Path, host: PluginHost | None = None, failures: list[str] | None = None
+    run_dir: Path,
+    host: PluginHost | None = None,
+    failures: list[str] | None = None,
+    view: RunView | None = None,
 ) -> Path:
     path = Path(run_dir) / REPORT
-    page = render_report(Path(run_dir), host, failures)
+    page = render_report(Path(run_dir), host, failures, view)
     write_atomic(path, page)  # lone surrogates are written escaped
     return path
 
@@ -180,6 +224,8 @@ def compare_table(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
 
     Two run directories with the same folder name are told apart by their parent folder.
     """
+    import pandas as pd
+
     paths = [Path(d) for d in run_dirs]
     frames = []
     for label, path in zip(_unique_labels(paths), paths, strict=True):

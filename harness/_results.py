@@ -11,17 +11,20 @@ provenance (``groups``: unweighted or count-weighted means of members, e.g. BFCL
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from array import array
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from harness._store import SAMPLES
 from harness._store import iter_records
@@ -53,25 +56,62 @@ Key = tuple[str, str, str]  # backend, task, subtask ("" for the whole task)
 JSON = dict[str, Any]
 
 
-def _collect(
-    records: Iterable[dict[str, Any]],
-) -> tuple[dict[tuple[str, str, str, str], array[float]], dict[Key, list[int]]]:
-    """Stream records into compact per-key value arrays (8 bytes a value) and counts."""
-    values: dict[tuple[str, str, str, str], array[float]] = {}
-    counts: dict[Key, list[int]] = {}
-    for rec in records:
-        keys = [(rec["backend"], rec["task"], "")]
+class Tally:
+    """Aggregates fed one record at a time: compact per-key value arrays (8 bytes a score),
+    counts, and the first records that could not be scored. A run feeds it the records it
+    resumes from and each record as it is written, so ``samples.jsonl`` is not read back."""
+
+    def __init__(self, keep_failures: int = 50) -> None:
+        self.values: dict[tuple[str, str, str, str], array[float]] = {}
+        self.counts: dict[Key, list[int]] = {}
+        self.failures: list[JSON] = []
+        self.keep_failures = keep_failures
+
+    def add(self, rec: JSON) -> None:
+        backend, task = rec["backend"], rec["task"]
+        keys = [(backend, task, "")]
         if rec.get("subtask"):
-            keys.append((rec["backend"], rec["task"], str(rec["subtask"])))
+            keys.append((backend, task, str(rec["subtask"])))
+        error, scores = rec.get("error"), rec.get("scores") or {}
         for key in keys:
-            count = counts.setdefault(key, [0, 0, 0])
+            count = self.counts.get(key)
+            if count is None:
+                count = self.counts[key] = [0, 0, 0]
             count[0] += 1
-            count[1] += rec.get("error") is not None
+            count[1] += error is not None
             count[2] += int(rec.get("retries") or 0)
-            for metric, value in (rec.get("scores") or {}).items():
+            for metric, value in scores.items():
                 if value is not None:
-                    values.setdefault((*key, metric), array("d")).append(float(value))
-    return values, counts
+                    self._array((*key, metric)).append(float(value))
+        if (error or rec.get("metric_errors")) and len(self.failures) < self.keep_failures:
+            self.failures.append(_failure(rec))
+
+    def _array(self, key: tuple[str, str, str, str]) -> array[float]:
+        found = self.values.get(key)
+        if found is None:
+            found = self.values[key] = array("d")
+        return found
+
+    def add_all(self, records: Iterable[JSON]) -> Tally:
+        for rec in records:
+            self.add(rec)
+        return self
+
+    def rows(self, groups: dict[str, list[JSON]] | None = None) -> list[JSON]:
+        """One row per (backend, task, level, subtask, metric), in report order."""
+        rows = _base_rows(self.values, self.counts)
+        rows += _group_rows(rows, groups or {})
+        order = {"task": 0, "subtask": 1, "group": 2}
+        return sorted(
+            rows,
+            key=lambda r: (r["task"], r["backend"], order[r["level"]], r["subtask"], r["metric"]),
+        )
+
+
+def _failure(rec: JSON) -> JSON:
+    failures = [f"metric {k!r}: {v}" for k, v in (rec.get("metric_errors") or {}).items()]
+    row = {k: rec.get(k) for k in ("backend", "task", "sample_id")}
+    return row | {"error": "; ".join([*filter(None, [rec.get("error")]), *failures])}
 
 
 def _mean_stderr(values: array[float]) -> tuple[float, float]:
@@ -177,12 +217,13 @@ def _group_row(
     return row
 
 
-def error_count(frame: pd.DataFrame) -> int:
+def error_count(rows: Sequence[JSON]) -> int:
     """Samples that could not be scored, counted once per (backend, task)."""
-    if frame.empty:
-        return 0
-    tasks = frame[frame["level"] == "task"].drop_duplicates(["backend", "task"])
-    return int(tasks["n_errors"].sum())
+    seen: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r["level"] == "task":
+            seen.setdefault((r["backend"], r["task"]), int(r["n_errors"]))
+    return sum(seen.values())
 
 
 def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -194,50 +235,53 @@ def read_groups(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {task: info["groups"] for task, info in data.items() if info.get("groups")}
 
 
-def aggregate_frame(
-    samples_path: Path, groups: dict[str, list[JSON]] | None = None
-) -> pd.DataFrame:
+def aggregate_rows(samples_path: Path, groups: dict[str, list[JSON]] | None = None) -> list[JSON]:
     """One row per (backend, task, level, subtask, metric): mean, standard error, counts.
-
-    Streams ``samples.jsonl`` once; memory grows with 8 bytes per score, not per record.
-    """
-    values, counts = _collect(iter_records(samples_path))
-    rows = _base_rows(values, counts)
-    rows += _group_rows(rows, groups or {})
-    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    frame[["n", "n_errors", "n_samples", "n_retries"]] = frame[
-        ["n", "n_errors", "n_samples", "n_retries"]
-    ].astype(int)
-    order = {"task": 0, "subtask": 1, "group": 2}
-    frame["_order"] = frame["level"].map(order)
-    frame = frame.sort_values(["task", "backend", "_order", "subtask", "metric"], kind="stable")
-    return frame.drop(columns="_order").reset_index(drop=True)
+    Streams ``samples.jsonl`` once; memory grows with 8 bytes per score, not per record."""
+    return Tally().add_all(iter_records(samples_path)).rows(groups)
 
 
-def aggregate_run(run_dir: Path) -> pd.DataFrame:
-    """The aggregates of a run directory, with the groups its tasks declared."""
-    return aggregate_frame(Path(run_dir) / SAMPLES, read_groups(run_dir))
+def aggregate_frame(samples_path: Path, groups: dict[str, list[JSON]] | None = None) -> Any:
+    """:func:`aggregate_rows` as a pandas DataFrame."""
+    return to_frame(aggregate_rows(samples_path, groups))
 
 
-def results_document(frame: pd.DataFrame, context: dict[str, Any]) -> dict[str, Any]:
+def aggregate_run(run_dir: Path) -> list[JSON]:
+    """The aggregate rows of a run directory, with the groups its tasks declared."""
+    return aggregate_rows(Path(run_dir) / SAMPLES, read_groups(run_dir))
+
+
+def to_frame(rows: Sequence[JSON]) -> Any:
+    """Rows as a DataFrame with ``summary.csv``'s columns (pandas is imported only here: a
+    run does not need it)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=SUMMARY_COLUMNS)
+    counts = ["n", "n_errors", "n_samples", "n_retries"]
+    frame[counts] = frame[counts].astype(int)
+    return frame
+
+
+def results_document(rows: Sequence[JSON], context: dict[str, Any]) -> dict[str, Any]:
     """lm-eval-shaped: ``results[task][backend][metric]``, ``subtasks`` and ``groups`` alike,
     plus configs, versions and config."""
     sections: dict[str, dict[str, Any]] = {"task": {}, "subtask": {}, "group": {}}
-    for row in frame.itertuples(index=False):
-        table = sections[row.level].setdefault(row.task, {})
-        if row.level != "task":
-            table = table.setdefault(row.subtask, {})
-        cell = table.setdefault(row.backend, {})
-        cell.update(n_samples=int(row.n_samples), n_errors=int(row.n_errors))
-        if row.n_retries:
-            cell["n_retries"] = int(row.n_retries)
-        if row.metric != NO_SCORES:
-            cell[row.metric] = _num(row.value)
-            cell[f"{row.metric}_stderr"] = _num(row.stderr)
-            cell[f"{row.metric}_n"] = int(row.n)
+    for row in rows:
+        table = sections[row["level"]].setdefault(row["task"], {})
+        if row["level"] != "task":
+            table = table.setdefault(row["subtask"], {})
+        cell = table.setdefault(row["backend"], {})
+        cell.update(n_samples=int(row["n_samples"]), n_errors=int(row["n_errors"]))
+        if row["n_retries"]:
+            cell["n_retries"] = int(row["n_retries"])
+        metric = row["metric"]
+        if metric != NO_SCORES:
+            cell[metric] = _num(row["value"])
+            cell[f"{metric}_stderr"] = _num(row["stderr"])
+            cell[f"{metric}_n"] = int(row["n"])
             for stat in ("median", "p10", "p90"):
-                if not math.isnan(getattr(row, stat)):
-                    cell[f"{row.metric}_{stat}"] = _num(getattr(row, stat))
+                if not math.isnan(row[stat]):
+                    cell[f"{metric}_{stat}"] = _num(row[stat])
     return {
         "results": sections["task"],
         "subtasks": sections["subtask"],
@@ -250,13 +294,32 @@ def _num(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 10)
 
 
-def write_results(run_dir: Path, context: dict[str, Any]) -> dict[str, Any]:
-    """Write ``results.json`` and ``summary.csv`` for a run directory; return the document."""
-    frame = aggregate_run(run_dir)
-    document = results_document(frame, context)
+def summary_csv(rows: Sequence[JSON]) -> str:
+    """``summary.csv``: floats as ``%.10g``, a missing value as an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in SUMMARY_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.10g}"
+    return value
+
+
+def write_results(
+    run_dir: Path, context: dict[str, Any], rows: Sequence[JSON] | None = None
+) -> dict[str, Any]:
+    """Write ``results.json`` and ``summary.csv`` for a run directory; return the document.
+    ``rows`` are the run's aggregates when it has them; else ``samples.jsonl`` is read."""
+    rows = aggregate_run(run_dir) if rows is None else rows
+    document = results_document(rows, context)
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
     write_atomic(run_dir / RESULTS, text + "\n")
-    write_atomic(run_dir / SUMMARY, frame.to_csv(index=False, float_format="%.10g"))
+    write_atomic(run_dir / SUMMARY, summary_csv(rows))
     return document
 
 
@@ -269,19 +332,23 @@ def load_results(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     >>> df = load_results(["runs/a", "runs/b"])  # doctest: +SKIP
     >>> df.pivot_table(index=["task", "metric"], columns=["run", "backend"], values="value")
     """
+    import pandas as pd
+
     frames = []
     for run_dir in map(Path, run_dirs):
         if (run_dir / SUMMARY).exists():
             frame = pd.read_csv(run_dir / SUMMARY, dtype={"subtask": str})
             frame["subtask"] = frame["subtask"].fillna("")
         else:
-            frame = aggregate_run(run_dir)
+            frame = to_frame(aggregate_run(run_dir))
         frames.append(frame.assign(run=run_label(run_dir)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)
 
 
 def load_samples(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """Every sample record of one or many run directories (scores flattened as ``scores.X``)."""
+    import pandas as pd
+
     frames = []
     for run_dir in map(Path, run_dirs):
         records = list(iter_records(Path(run_dir) / SAMPLES))
@@ -300,22 +367,41 @@ def load_document(run_dir: Path, name: str) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True, eq=False)
 class RunView:
     """A run directory, read-only, as ``report_sections`` hooks see it: ``manifest`` (the
     content of ``manifest.json``; the manifest as written is ``manifest["manifest"]``), the
-    ``aggregates`` (one row per backend, task, level, subtask and metric, as in
-    ``summary.csv``) and the sample records, streamed: dicts whose ``task`` and ``backend``
-    are the entries' ids (see :meth:`entry_ids`)."""
+    aggregates (``rows``: one dict per backend, task, level, subtask and metric, as in
+    ``summary.csv``; ``aggregates``: the same as a pandas DataFrame, built on first use) and
+    the sample records, streamed: dicts whose ``task`` and ``backend`` are the entries' ids
+    (see :meth:`entry_ids`)."""
 
-    run_dir: Path
-    manifest: dict[str, Any]
-    aggregates: pd.DataFrame
+    def __init__(
+        self,
+        run_dir: Path,
+        manifest: dict[str, Any],
+        rows: Sequence[JSON],
+        failures: Sequence[JSON] = (),
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.manifest = manifest
+        self.rows = list(rows)
+        self.failures = list(failures)  # the first records that could not be scored
+        self._frame: pd.DataFrame | None = None
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunView:
+        """Read a run directory (``samples.jsonl`` once)."""
         run_dir = Path(run_dir)
-        return cls(run_dir, cls.read_manifest(run_dir), aggregate_run(run_dir))
+        tally = Tally().add_all(iter_records(run_dir / SAMPLES))
+        rows = tally.rows(read_groups(run_dir))
+        return cls(run_dir, cls.read_manifest(run_dir), rows, tally.failures)
+
+    @property
+    def aggregates(self) -> pd.DataFrame:
+        """``rows`` as a DataFrame with ``summary.csv``'s columns."""
+        if self._frame is None:
+            self._frame = to_frame(self.rows)
+        return self._frame
 
     @staticmethod
     def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -38,6 +38,8 @@ from harness._records import SampleFinished
 from harness._records import SampleRecord
 from harness._report import write_report
 from harness._results import MANIFEST
+from harness._results import RunView
+from harness._results import Tally
 from harness._results import write_results
 from harness._store import SAMPLES
 from harness._store import Key
@@ -45,6 +47,8 @@ from harness._store import RunDirLock
 from harness._store import SampleWriter
 from harness._store import drop_errors
 from harness._store import finished_keys
+from harness._store import iter_records
+from harness._store import record_key
 from harness._store import write_atomic
 
 
@@ -52,8 +56,8 @@ from harness._store import write_atomic
 class RunResult:
     """What :func:`run_manifest` returns: where the run is, how it ended, the content of
     ``results.json``, how many samples were played now and how many were already done, how
-    many samples each failing metric could not score (with the first error), and the plugin
-    hooks that raised."""
+    many samples each failing metric could not score (with the first error), the plugin
+    hooks that raised, and the aggregate ``rows`` (as in ``summary.csv``)."""
 
     run_dir: Path
     status: str
@@ -63,6 +67,7 @@ class RunResult:
     metric_errors: dict[str, int] = field(default_factory=dict)
     first_metric_error: str | None = None
     hook_errors: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 ADOPTED = "adopted"  # manifest.json: when records whose manifest.json was lost were taken over
@@ -136,6 +141,7 @@ class Run:
         self.metric_errors: Counter[str] = Counter()
         self.first_metric_error: str | None = None
         self.hook_errors: list[str] = []
+        self.tally = Tally()
 
     def execute(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +152,10 @@ class Run:
         existing = check_run_dir(self.run_dir, self.manifest, self.host, self.adopt)
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
-        done = finished_keys(self.run_dir / SAMPLES)
+        done: set[Key] = set()
+        for record in iter_records(self.run_dir / SAMPLES):  # read once: resume set and tally
+            done.add(record_key(record))
+            self.tally.add(record)
         builder = Builder(self.host, self.base_dir, self.seed, self.run_dir)
         try:
             parts = self._build_parts(builder)
@@ -257,8 +266,10 @@ class Run:
             progress.close()
             if status != "finished":
                 self._end(info, status, None, len(done), error)
-        results = write_results(self.run_dir, self.results_context(info.manifest))
-        write_report(self.run_dir, self.host, self.hook_errors)
+        rows = self.tally.rows(_declared_groups(info.manifest))
+        results = write_results(self.run_dir, self.results_context(info.manifest), rows)
+        view = RunView(self.run_dir, RunView.read_manifest(self.run_dir), rows, self.tally.failures)
+        write_report(self.run_dir, self.host, self.hook_errors, view)
         self._end(info, status, results, len(done), None)
         return RunResult(
             self.run_dir,
@@ -269,6 +280,7 @@ class Run:
             dict(self.metric_errors),
             self.first_metric_error,
             self.hook_errors,
+            rows,
         )
 
     def _end(
@@ -318,6 +330,7 @@ class Run:
         def emit(record: SampleRecord) -> None:
             data = record.to_dict()
             writer.write(data)
+            self.tally.add(data)
             self.played += 1
             self._count_metric_errors(data)
             progress.update()
@@ -334,6 +347,11 @@ class Run:
                 self.first_metric_error = (
                     f"metric {metric_id!r} on sample {data['sample_id']!r}: {message}"
                 )
+
+
+def _declared_groups(doc: dict[str, Any]) -> dict[str, Any]:
+    """The groups each task declared in its provenance (as ``read_groups`` finds them)."""
+    return {task: info["groups"] for task, info in doc["data"].items() if info.get("groups")}
 
 
 def _task_provenance(task: Task) -> dict[str, Any]:

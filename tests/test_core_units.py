@@ -161,7 +161,7 @@ def test_load_manifest_collects_problems(tmp_path: Path, host) -> None:
 
 
 def test_non_binary_metrics_get_median_and_percentiles(tmp_path: Path) -> None:
-    from harness._results import aggregate_frame
+    from harness._results import aggregate_rows
     from harness._results import results_document
 
     records = [
@@ -175,7 +175,7 @@ def test_non_binary_metrics_get_median_and_percentiles(tmp_path: Path) -> None:
         for i in range(1, 11)
     ]
     (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    frame = aggregate_frame(tmp_path / "samples.jsonl")
-    cell = results_document(frame, {})["results"]["t"]["b"]
+    rows = aggregate_rows(tmp_path / "samples.jsonl")
+    cell = results_document(rows, {})["results"]["t"]["b"]
     assert (cell["latency_s_median"], cell["latency_s_p10"], cell["latency_s_p90"]) == (5, 1, 9)
     assert cell["latency_s"] == 5.5 and "accuracy_median" not in cell

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
-
-import pandas as pd
 
 from harness import ReportSection
 from harness import RunView
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def error_type_counts(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Rows (task, error_type), a column per backend: how many answers failed that way."""
+    import pandas as pd
+
     rows = [
         (rec["task"], rec["backend"], str(rec["error_type"]))
         for rec in records
@@ -25,6 +29,10 @@ def error_type_counts(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def sections(run: RunView) -> list[ReportSection]:
+    labelled = [run.entry_ids("task", t) for t in ("bfcl", "apigen")]
+    labelled += [run.entry_ids("metric", m) for m in ("bfcl_ast", "apigen_match")]
+    if run.manifest.get("manifest") and not any(labelled):  # no part labels error types
+        return []
     table = error_type_counts(run.records())
     if table.empty:
         return []

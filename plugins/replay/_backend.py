@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ class ReplayBackend(Backend):
         if where is None:
             raise ReplayError(f"{self.path} has no line for task {task!r}, sample {sample_id!r}")
         offset, length = where
-        return json.loads(os.pread(self._fd, length, offset))
+        return dict(parse_json(os.pread(self._fd, length, offset), str(self.path)))
 
     def info(self) -> dict[str, Any]:
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()  # a resume checks it

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
-
-import pandas as pd
 
 from harness import ReportSection
 from harness import RunView
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def pattern_rates(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Rows (task, pattern), a column per backend: the share of samples carrying a
     ``patterns`` field that show the pattern (a sample can show several)."""
+    import pandas as pd
+
     patterns: list[tuple[str, str, str]] = []
     carriers: dict[tuple[str, str], int] = {}
     for rec in records:
@@ -52,6 +56,8 @@ def heatmap(table: pd.DataFrame) -> str:
 
 def pattern_examples(records: Iterable[dict[str, Any]], limit: int = 60) -> pd.DataFrame:
     """The first failed samples with their patterns and the evidence: which call, which argument."""
+    import pandas as pd
+
     rows = []
     for rec in records:
         if not rec.get("patterns"):
@@ -82,6 +88,10 @@ def _evidence(item: dict[str, Any]) -> str:
 
 
 def sections(run: RunView) -> list[ReportSection]:
+    parts = [run.entry_ids("task", "spectool")]
+    parts += [run.entry_ids("metric", m) for m in ("spectool", "spectool-compat")]
+    if run.manifest.get("manifest") and not any(parts):  # no part finds patterns: skip reading
+        return []
     out = []
     rates = pattern_rates(run.records())
     if not rates.empty:
