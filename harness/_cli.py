@@ -249,7 +249,7 @@ def report(run_dir: Path) -> None:
 
     _require_run_dir(run_dir)
     view = RunView.open(run_dir)
-    path = write_report(run_dir, view=view)
+    path = write_report(view)
     _print_scores(view.rows)
     click.echo(f"report: {path}")
 

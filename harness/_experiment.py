@@ -51,12 +51,16 @@ def fingerprint(manifest: Manifest, host: PluginHost) -> dict[str, Any]:
     return {"seed": manifest.run.seed, "entries": entries}
 
 
+RUNTIME_KEYS = ("runtime", "runtime_version")
+
+
 def files(doc: dict[str, Any]) -> dict[str, Any]:
     """The data and model files, from the provenance a run records: each task's combined data
-    hash and every ``*sha256*`` value a backend's ``info()`` reports."""
+    hash, and every ``*sha256*`` value a backend's ``info()`` reports with the ``runtime`` and
+    ``runtime_version`` that ran it (another engine is another experiment)."""
     data = {task: info.get("sha256") for task, info in doc.get("data", {}).items()}
     models = {
-        backend: {k: v for k, v in info.items() if "sha256" in k}
+        backend: {k: v for k, v in info.items() if "sha256" in k or k in RUNTIME_KEYS}
         for backend, info in doc.get("backends", {}).items()
     }
     return {"data": data, "models": models}

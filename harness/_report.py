@@ -110,17 +110,12 @@ def score_table(rows: Sequence[JSON]) -> Table:
 
 def distribution_table(rows: Sequence[JSON]) -> Table:
     """Whole-task rows of the metrics that are not 0/1 valued (latency, tokens/s, memory):
-    median with the 10th and 90th percentiles, three columns per backend."""
+    median with the 10th and 90th percentiles, a row per task, backend and metric."""
     spread = [r for r in rows if r["level"] == "task" and not math.isnan(r["median"])]
-    backends = list(dict.fromkeys(r["backend"] for r in spread))
-    cells: dict[tuple[str, str], dict[str, JSON]] = {}
-    for r in spread:
-        cells.setdefault((r["task"], r["metric"]), {})[r["backend"]] = r
     stats = ("median", "p10", "p90")
-    table = Table(["task", "metric", *(f"{b} {s}" for b in backends for s in stats)])
-    for key, by_backend in cells.items():
-        values = [by_backend[b][s] if b in by_backend else NAN for b in backends for s in stats]
-        table.rows.append([*key, *values])
+    table = Table(["task", "backend", "metric", *stats])
+    for r in sorted(spread, key=lambda r: (r["task"], r["backend"], r["metric"])):
+        table.rows.append([r["task"], r["backend"], r["metric"], *(r[s] for s in stats)])
     return table
 
 
@@ -138,17 +133,14 @@ def _section(title: str, body: str) -> str:
 
 
 def render_report(
-    run_dir: Path,
-    host: PluginHost | None = None,
-    failures: list[str] | None = None,
-    view: RunView | None = None,
+    run: Path | RunView, host: PluginHost | None = None, failures: list[str] | None = None
 ) -> str:
     """The report page: provenance, scores, measurements, every aggregate, the sections that
-    plugins add, then the samples that could not be scored. ``failures`` collects the report
-    hooks that raised; ``view`` is the run as already aggregated (else it is read)."""
-    view = view or RunView.open(run_dir)
+    plugins add, then the samples that could not be scored. ``run`` is a run directory or the
+    run as already aggregated; ``failures`` collects the report hooks that raised."""
+    view = run if isinstance(run, RunView) else RunView.open(run)
     rows, manifest = view.rows, view.manifest
-    name = html.escape(str(manifest.get("name", run_dir.name)))
+    name = html.escape(str(manifest.get("name", view.run_dir.name)))
     parts = [f"<h1>harness run: {name}</h1>", _provenance(manifest)]
     table = score_table(rows)
     parts.append(_section("Scores", table.to_html() if not table.empty else "<p>No scores.</p>"))
@@ -205,14 +197,10 @@ def _plugin_sections(view: RunView, host: PluginHost | None, failed: list[str]) 
 
 
 def write_report(
-    run_dir: Path,
-    host: PluginHost | None = None,
-    failures: list[str] | None = None,
-    view: RunView | None = None,
+    run: Path | RunView, host: PluginHost | None = None, failures: list[str] | None = None
 ) -> Path:
-    path = Path(run_dir) / REPORT
-    page = render_report(Path(run_dir), host, failures, view)
-    write_atomic(path, page)  # lone surrogates are written escaped
+    path = (run.run_dir if isinstance(run, RunView) else Path(run)) / REPORT
+    write_atomic(path, render_report(run, host, failures))  # lone surrogates: escaped
     return path
 
 

@@ -269,7 +269,7 @@ class Run:
         rows = self.tally.rows(_declared_groups(info.manifest))
         results = write_results(self.run_dir, self.results_context(info.manifest), rows)
         view = RunView(self.run_dir, RunView.read_manifest(self.run_dir), rows, self.tally.failures)
-        write_report(self.run_dir, self.host, self.hook_errors, view)
+        write_report(view, self.host, self.hook_errors)
         self._end(info, status, results, len(done), None)
         return RunResult(
             self.run_dir,

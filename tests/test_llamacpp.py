@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import ENGINES
 from conftest import LLAMA_PROBLEM
 from conftest import needs_llama
 from conftest import run_harness
@@ -228,16 +229,16 @@ def test_efficiency_values_combine_responses() -> None:
 # --- the real model -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def backend():
-    """One SmolLM2 backend for the module's in-process tests (loading takes ~0.2 s)."""
+@pytest.fixture(scope="module", params=ENGINES or ["none"])
+def backend(request):
+    """One SmolLM2 backend per installed engine for the module's in-process tests."""
     if PROBLEM:
         pytest.skip(PROBLEM)
     from harness_plugins.llamacpp import LlamaCppParams
-    from harness_plugins.llamacpp._backend import LlamaCppBackend
+    from harness_plugins.llamacpp._engines import build
 
-    params = LlamaCppParams(model="smollm2-135m-instruct", n_ctx=2048)
-    built = LlamaCppBackend(params, BuildContext(id="smollm2", base_dir=Path.cwd(), seed=0))
+    params = LlamaCppParams(model="smollm2-135m-instruct", n_ctx=2048, engine=request.param)
+    built = build(params, BuildContext(id="smollm2", base_dir=Path.cwd(), seed=0))
     yield built
     built.close()
 

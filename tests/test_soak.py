@@ -13,6 +13,7 @@ import json
 import os
 import random
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,9 @@ def _script_faults(server: FaultServer, rng: random.Random) -> int:
 
 
 class Harness:
-    """``harness run`` processes, each reaped with ``wait4`` to read its own peak RSS."""
+    """``harness run`` processes and their peak RSS. The peak is read from the process's own
+    ``VmHWM`` while it runs: ``wait4``'s ``ru_maxrss`` also counts the memory of the parent it
+    was forked from (pytest, with models loaded by earlier tests), charged at ``exec``."""
 
     def __init__(self, manifest: Path, out: Path, log: Path) -> None:
         self.command = [*HARNESS, "-v", "run", str(manifest), "--out", str(out), "--no-progress"]
@@ -88,13 +91,24 @@ class Harness:
 
     def start(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:
-            return subprocess.Popen(self.command, stdout=log, stderr=log, env=self.env)
+            proc = subprocess.Popen(self.command, stdout=log, stderr=log, env=self.env)
+        threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
+        return proc
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.returncode is None:
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:  # the process is gone
+                return
+            for line in lines:
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+            time.sleep(0.02)
 
     def reap(self, proc: subprocess.Popen[bytes]) -> int:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        self.peak_rss_mb = max(self.peak_rss_mb, usage.ru_maxrss / 1024)
-        return proc.returncode
+        return proc.wait()
 
 
 def _lines(path: Path) -> int:

@@ -9,6 +9,7 @@ Hooks only (cheap to import): the backend itself lives in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from harness import InputError
 from harness import Operational
@@ -20,15 +21,21 @@ from harness import param
 
 @hookimpl
 def register_backends(register: Register) -> None:
-    register("llamacpp", "harness_plugins.llamacpp._backend:LlamaCppBackend", params=LlamaCppParams)
+    register("llamacpp", "harness_plugins.llamacpp._engines:build", params=LlamaCppParams)
 
 
 class LlamaCppParams(Params):
-    """A GGUF model run in-process by llama-cpp-python (llama.cpp), with timings."""
+    """A GGUF model run in-process by llama.cpp (xllamacpp or llama-cpp-python), with timings."""
 
     model: str = param(
         description="GGUF file (relative to the manifest) or a model card name, "
         "e.g. smollm2-135m-instruct (see registry/models/)."
+    )
+    engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = param(
+        "auto",
+        description="Which binding runs llama.cpp: xllamacpp (prebuilt wheels, the default "
+        "install), llama-cpp-python (built from source), or auto: xllamacpp when installed. "
+        "Both give the same answers; the one used is in manifest.json.",
     )
     sha256: str | None = param(
         None,
@@ -68,8 +75,8 @@ class LlamaCppParams(Params):
     repeat_penalty: float = param(1.0, description="Penalty on repeated tokens (1.0: none).")
     chat_format: str | None = param(
         None,
-        description="llama-cpp-python chat format (e.g. chatml) instead of the GGUF's "
-        "own chat template.",
+        description="A named chat format instead of the GGUF's own template: chatml, llama3, "
+        "... (llama.cpp's built-in names on xllamacpp, llama-cpp-python's on that engine).",
     )
     warmup: Operational[int] = param(
         1, minimum=0, description="Unrecorded generations before the first sample."

@@ -29,17 +29,9 @@ Modes (``ChatRequest.mode``):
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from harness_plugins.shared.memory import peak_rss_mb
-from harness_plugins.shared.models import ResolvedModel
-from harness_plugins.shared.models import resolve_model
-
-from harness import Backend
 from harness import BuildContext
 from harness import ChatRequest
 from harness import ChatResponse
@@ -48,7 +40,12 @@ from harness import Message
 from harness import ToolCall
 
 from . import LlamaCppParams
+from . import _common as common
 from . import _tools as tools_lib
+from ._common import WARMUP_MESSAGES
+from ._common import WARMUP_TOKENS
+from ._common import Generation
+from ._common import message_dict as _message_dict
 
 try:
     import llama_cpp
@@ -57,77 +54,22 @@ try:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 except ImportError as exc:  # the core turns this into a one-line PluginError (exit 2)
     raise ImportError(
-        f"llama-cpp-python is not usable ({exc}); install it with "
+        f"llama-cpp-python is not usable ({exc}); use the prebuilt engine (pip install "
+        "xllamacpp==2026.10.11549; engine: xllamacpp) or build it with "
         'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON '
         '-DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF" '
         "pip install --no-cache-dir llama-cpp-python==0.3.36 diskcache"
     ) from exc
 
-WARMUP_MESSAGES = (Message(role="user", content="Say hello."),)
-WARMUP_TOKENS = 8
 FALLBACK_NATIVE = "chatml-function-calling"
-ANY_VALUE = {"type": ["string", "number", "boolean", "object", "array", "null"]}
 
 
-@dataclass
-class Generation:
-    """One streamed generation: the text, the token counts and the clock readings."""
-
-    text: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    finish_reason: str
-    started: float
-    first_token: float | None
-    ended: float
-    cpu_s: float
-    decode_steps: int
-    engine: dict[str, float]
-
-    def timing(self) -> dict[str, float]:
-        """Seconds and rates as defined in docs/efficiency.md."""
-        total = self.ended - self.started
-        out: dict[str, float] = {"total_s": round(total, 6), "cpu_s": round(self.cpu_s, 6)}
-        if self.first_token is None:
-            return out
-        ttft = self.first_token - self.started
-        out["ttft_s"] = round(ttft, 6)
-        prefilled = self.input_tokens - self.cached_tokens
-        if ttft > 0 and prefilled > 0:
-            out["prefill_tok_s"] = round(prefilled / ttft, 3)
-        decode_time = self.ended - self.first_token
-        if self.decode_steps > 0 and decode_time > 0:
-            out["decode_tok_s"] = round(self.decode_steps / decode_time, 3)
-        return out | self.engine
-
-    def response(self, **fields: Any) -> ChatResponse:
-        extra = {"cached_tokens": self.cached_tokens} if self.cached_tokens else {}
-        return ChatResponse(
-            text=fields.pop("text", self.text),
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            finish_reason=self.finish_reason,
-            timing=self.timing(),
-            extra={**extra, **fields.pop("extra", {})},
-            **fields,
-        )
-
-
-class LlamaCppBackend(Backend):
+class LlamaCppBackend(common.EngineBackend):
     """One llama.cpp context; requests are served one at a time (a lock guards it)."""
-
-    capabilities = frozenset({"native_tools", "constrained", "streaming", "complete"})
-    max_concurrency = 1
-    params: LlamaCppParams
 
     def __init__(self, params: LlamaCppParams, context: BuildContext) -> None:
         super().__init__(params, context)
-        self._lock = threading.Lock()
         self._grammars: dict[str, LlamaGrammar] = {}
-        self.model: ResolvedModel = resolve_model(params.model, context.base_dir, params.sha256)
-        self.n_threads = params.n_threads or os.cpu_count() or 1
-        self.n_threads_batch = params.n_threads_batch or self.n_threads
         self.llm, self.load_s = self._load()
         self.formatter, self.template_source = _formatter(self.llm)
         self.template_has_tools = "tools" in getattr(self.formatter, "template", "")
@@ -168,27 +110,13 @@ class LlamaCppBackend(Backend):
         return time.perf_counter() - started
 
     def _seed(self, request: ChatRequest | None) -> int:
-        for seed in (
-            request.params.seed if request else None,
-            self.params.seed,
-            self.context.seed,
-        ):
-            if seed is not None:
-                return int(seed)
-        return 0
+        return common.seed(self.params, self.context, request)
 
     # --- the Backend interface --------------------------------------------------------------
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        with self._lock:
-            started = time.perf_counter()
-            tools = list(request.tools or [])
-            if request.mode == "constrained" and tools and request.tool_choice != "none":
-                return self._constrained(request, tools, started)
-            if request.mode == "native" and tools:
-                return self._native(request, tools, started)
-            tokens, stops = self._prompt_tokens(request.messages, None)
-            return self._generate(tokens, stops, request, {}, started).response()
+    def _plain(self, request: ChatRequest, started: float) -> ChatResponse:
+        tokens, stops = self._prompt_tokens(request.messages, None)
+        return self._generate(tokens, stops, request, {}, started).response()
 
     def complete(self, prompt: str, request: ChatRequest) -> ChatResponse:
         """Raw text completion: no chat template; BOS only where the model asks for one."""
@@ -198,30 +126,17 @@ class LlamaCppBackend(Backend):
             return self._generate(tokens, [], request, {}, started).response()
 
     def info(self) -> dict[str, Any]:
-        card = self.model.card
         meta = self.llm.metadata
         return {
             "runtime": "llama-cpp-python",
+            "runtime_version": llama_cpp.__version__,
             "llama_cpp_version": llama_cpp.__version__,
             "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
-            "model_path": str(self.model.path),
-            "model_source": self.model.source,
-            "model_sha256": self.model.sha256,
-            "model_size_bytes": self.model.path.stat().st_size,
-            "model_card": card or None,
+            **self.shared_info(),
             "gguf": {k: meta[k] for k in _GGUF_KEYS if k in meta},
             "chat_template_source": self.template_source,
             "template_renders_tools": self.template_has_tools,
             "n_ctx": self.llm.n_ctx(),
-            "n_batch": self.params.n_batch,
-            "n_threads": self.n_threads,
-            "n_threads_batch": self.n_threads_batch,
-            "n_gpu_layers": self.params.n_gpu_layers,
-            "prompt_cache": self.params.prompt_cache,
-            "load_s": round(self.load_s, 6),
-            "warmup": self.params.warmup,
-            "warmup_s": round(self.warmup_s, 6),
-            "peak_rss_mb_after_load": round(peak_rss_mb(), 1),
         }
 
     def close(self) -> None:
@@ -243,14 +158,7 @@ class LlamaCppBackend(Backend):
         return tokens, [s for s in stops if s != eos]
 
     def _tool_messages(self, messages: tuple[Message, ...], tools: list[dict]) -> list[Message]:
-        """The conversation with the tools described in the (first) system message."""
-        text = tools_lib.tool_prompt(tools, self.params.tool_prompt or tools_lib.TOOL_PROMPT)
-        out = list(messages)
-        if out and out[0].role == "system":
-            out[0] = Message(role="system", content=f"{out[0].content or ''}\n\n{text}".strip())
-        else:
-            out.insert(0, Message(role="system", content=text))
-        return out
+        return common.tool_messages(messages, tools, self.params.tool_prompt)
 
     # --- generation -------------------------------------------------------------------------
 
@@ -322,23 +230,7 @@ class LlamaCppBackend(Backend):
         return min(cached, len(tokens) - 1)
 
     def _sampling(self, request: ChatRequest | None) -> dict[str, Any]:
-        """llama.cpp sampling settings: the request's, else the backend's parameters."""
-        p = self.params
-        gp = request.params if request else None
-        extra = gp.extra if gp else {}
-
-        def pick(name: str, given: Any) -> Any:
-            return given if given is not None else extra.get(name, getattr(p, name))
-
-        return {
-            "max_tokens": pick("max_tokens", gp.max_tokens if gp else None),
-            "temp": float(pick("temperature", gp.temperature if gp else None)),
-            "top_p": float(pick("top_p", gp.top_p if gp else None)),
-            "top_k": int(pick("top_k", None)),
-            "min_p": float(pick("min_p", None)),
-            "repeat_penalty": float(pick("repeat_penalty", None)),
-            "stop": list(gp.stop) if gp else [],
-        }
+        return common.sampling(self.params, request)
 
     def _max_tokens(self, prompt_len: int, wanted: int | None) -> int:
         room = self.llm.n_ctx() - prompt_len
@@ -369,27 +261,9 @@ class LlamaCppBackend(Backend):
         grammar parser) rejects falls back to "any JSON object" for its arguments."""
         key = json.dumps([tools, tool_choice, max_calls], sort_keys=True, default=str)
         if key not in self._grammars:
-            arguments = {
-                tools_lib.tool_function(t)["name"]: self._grammar_arguments(t) for t in tools
-            }
-            schema = tools_lib.calls_schema(tools, tool_choice, max_calls, arguments=arguments)
+            schema = common.calls_schema(tools, tool_choice, max_calls, self._grammar_ok)
             self._grammars[key] = LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)))
         return self._grammars[key]
-
-    def _grammar_arguments(self, tool: dict[str, Any]) -> dict[str, Any]:
-        """The tool's argument schema as the grammar will enforce it: as given where possible,
-        else with each property the converter refuses opened to any JSON value, else any
-        JSON object."""
-        schema = tools_lib.grammar_friendly(tools_lib.parameters_schema(tool))
-        if self._grammar_ok(schema):
-            return schema
-        properties = schema.get("properties")
-        if isinstance(properties, dict):
-            opened = {k: v if self._grammar_ok(v) else ANY_VALUE for k, v in properties.items()}
-            schema = {**schema, "properties": opened}
-            if self._grammar_ok(schema):
-                return schema
-        return {"type": "object"}
 
     def _grammar_ok(self, schema: dict[str, Any]) -> bool:
         try:
@@ -485,21 +359,6 @@ def _closure_value(function: Any, name: str) -> Any:
     if code is None or name not in code.co_freevars:
         return None
     return function.__closure__[code.co_freevars.index(name)].cell_contents
-
-
-def _message_dict(message: Message) -> dict[str, Any]:
-    """OpenAI-shaped message for templates: no None content (Jinja would print 'None'), and
-    earlier calls as OpenAI ``tool_calls`` plus JSON text for templates that ignore them."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.tool_calls:
-        out["tool_calls"] = [c.to_openai(f"call_{i}") for i, c in enumerate(message.tool_calls)]
-        if not message.content:
-            out["content"] = json.dumps([c.to_dict() for c in message.tool_calls])
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
 
 
 def _openai_tool(tool: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""What the two engines of the ``llamacpp`` backend share: the measured generation and its
+timings (docs/efficiency.md), messages as templates want them, sampling settings and seeds,
+and the system text that lists tools for templates that cannot render them."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harness_plugins.shared.memory import peak_rss_mb
+from harness_plugins.shared.models import ResolvedModel
+from harness_plugins.shared.models import resolve_model
+
+from harness import Backend
+from harness import BuildContext
+from harness import ChatRequest
+from harness import ChatResponse
+from harness import Message
+
+from . import LlamaCppParams
+from . import _tools as tools_lib
+
+WARMUP_MESSAGES = (Message(role="user", content="Say hello."),)
+WARMUP_TOKENS = 8
+ANY_VALUE = {"type": ["string", "number", "boolean", "object", "array", "null"]}
+
+
+class EngineBackend(Backend):
+    """What both engines' backends are: one model, one request at a time (a lock guards the
+    context), the model resolved from a card or a path and its hash checked."""
+
+    capabilities = frozenset({"native_tools", "constrained", "streaming", "complete"})
+    max_concurrency = 1
+    params: LlamaCppParams
+    load_s = warmup_s = 0.0
+
+    def __init__(self, params: LlamaCppParams, context: BuildContext) -> None:
+        super().__init__(params, context)
+        self._lock = threading.Lock()
+        self.model: ResolvedModel = resolve_model(params.model, context.base_dir, params.sha256)
+        self.n_threads = params.n_threads or os.cpu_count() or 1
+        self.n_threads_batch = params.n_threads_batch or self.n_threads
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        """Dispatch by mode (see the module docs of each engine)."""
+        with self._lock:
+            started = time.perf_counter()
+            tools = list(request.tools or [])
+            if request.mode == "constrained" and tools and request.tool_choice != "none":
+                return self._constrained(request, tools, started)
+            if request.mode == "native" and tools:
+                return self._native(request, tools, started)
+            return self._plain(request, started)
+
+    def _plain(self, request: ChatRequest, started: float) -> ChatResponse:
+        raise NotImplementedError
+
+    def _constrained(
+        self, request: ChatRequest, tools: list[dict[str, Any]], started: float
+    ) -> ChatResponse:
+        raise NotImplementedError
+
+    def _native(
+        self, request: ChatRequest, tools: list[dict[str, Any]], started: float
+    ) -> ChatResponse:
+        raise NotImplementedError
+
+    def shared_info(self) -> dict[str, Any]:
+        """Provenance both engines report (the engine adds its name, version and build)."""
+        return {
+            "model_path": str(self.model.path),
+            "model_source": self.model.source,
+            "model_sha256": self.model.sha256,
+            "model_size_bytes": self.model.path.stat().st_size,
+            "model_card": self.model.card or None,
+            "n_batch": self.params.n_batch,
+            "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads_batch,
+            "n_gpu_layers": self.params.n_gpu_layers,
+            "prompt_cache": self.params.prompt_cache,
+            "load_s": round(self.load_s, 6),
+            "warmup": self.params.warmup,
+            "warmup_s": round(self.warmup_s, 6),
+            "peak_rss_mb_after_load": round(peak_rss_mb(), 1),
+        }
+
+
+@dataclass
+class Generation:
+    """One streamed generation: the text, the token counts and the clock readings."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    finish_reason: str
+    started: float
+    first_token: float | None
+    ended: float
+    cpu_s: float
+    decode_steps: int
+    engine: dict[str, float]
+
+    def timing(self) -> dict[str, float]:
+        """Seconds and rates as defined in docs/efficiency.md."""
+        total = self.ended - self.started
+        out: dict[str, float] = {"total_s": round(total, 6), "cpu_s": round(self.cpu_s, 6)}
+        if self.first_token is None:
+            return out
+        ttft = self.first_token - self.started
+        out["ttft_s"] = round(ttft, 6)
+        prefilled = self.input_tokens - self.cached_tokens
+        if ttft > 0 and prefilled > 0:
+            out["prefill_tok_s"] = round(prefilled / ttft, 3)
+        decode_time = self.ended - self.first_token
+        if self.decode_steps > 0 and decode_time > 0:
+            out["decode_tok_s"] = round(self.decode_steps / decode_time, 3)
+        return out | self.engine
+
+    def response(self, **fields: Any) -> ChatResponse:
+        extra = {"cached_tokens": self.cached_tokens} if self.cached_tokens else {}
+        return ChatResponse(
+            text=fields.pop("text", self.text),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            finish_reason=self.finish_reason,
+            timing=self.timing(),
+            extra={**extra, **fields.pop("extra", {})},
+            **fields,
+        )
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """OpenAI-shaped message for templates: no None content (Jinja would print 'None'), and
+    earlier calls as OpenAI ``tool_calls`` plus JSON text for templates that ignore them."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    if message.tool_calls:
+        out["tool_calls"] = [c.to_openai(f"call_{i}") for i, c in enumerate(message.tool_calls)]
+        if not message.content:
+            out["content"] = json.dumps([c.to_dict() for c in message.tool_calls])
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def seed(params: LlamaCppParams, context: BuildContext, request: ChatRequest | None) -> int:
+    """The request's seed, else the backend's, else the run's, else 0."""
+    for value in (request.params.seed if request else None, params.seed, context.seed):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def sampling(params: LlamaCppParams, request: ChatRequest | None) -> dict[str, Any]:
+    """llama.cpp sampling settings: the request's, else the backend's parameters."""
+    gp = request.params if request else None
+    extra = gp.extra if gp else {}
+
+    def pick(name: str, given: Any) -> Any:
+        return given if given is not None else extra.get(name, getattr(params, name))
+
+    return {
+        "max_tokens": pick("max_tokens", gp.max_tokens if gp else None),
+        "temp": float(pick("temperature", gp.temperature if gp else None)),
+        "top_p": float(pick("top_p", gp.top_p if gp else None)),
+        "top_k": int(pick("top_k", None)),
+        "min_p": float(pick("min_p", None)),
+        "repeat_penalty": float(pick("repeat_penalty", None)),
+        "stop": list(gp.stop) if gp else [],
+    }
+
+
+def tool_messages(
+    messages: tuple[Message, ...], tools: list[dict[str, Any]], template: str | None
+) -> list[Message]:
+    """The conversation with the tools described in the (first) system message."""
+    text = tools_lib.tool_prompt(tools, template or tools_lib.TOOL_PROMPT)
+    out = list(messages)
+    if out and out[0].role == "system":
+        out[0] = Message(role="system", content=f"{out[0].content or ''}\n\n{text}".strip())
+    else:
+        out.insert(0, Message(role="system", content=text))
+    return out
+
+
+def calls_schema(tools: list[dict[str, Any]], tool_choice: Any, max_calls: int, ok: Any) -> Any:
+    """The JSON Schema a constrained answer must match: the tools' argument schemas as the
+    grammar will enforce them (``ok(schema)`` says whether the engine accepts one: as given,
+    else with each refused property opened to any JSON value, else any JSON object)."""
+    arguments = {tools_lib.tool_function(t)["name"]: _grammar_arguments(t, ok) for t in tools}
+    return tools_lib.calls_schema(tools, tool_choice, max_calls, arguments=arguments)
+
+
+def _grammar_arguments(tool: dict[str, Any], ok: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = tools_lib.grammar_friendly(tools_lib.parameters_schema(tool))
+    if ok(schema):
+        return schema
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        opened = {k: v if ok(v) else ANY_VALUE for k, v in properties.items()}
+        schema = {**schema, "properties": opened}
+        if ok(schema):
+            return schema
+    return {"type": "object"}
