@@ -101,6 +101,8 @@ class XLlamaCppBackend(common.EngineBackend):
         cp.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cp.warmup = False
         cp.verbosity = -1
+        if not p.prompt_cache:  # the server would keep every prompt's KV state in RAM (8 GiB)
+            cp.cache_ram_mib = 0
         cp.api_keys = [secrets.token_hex(16)]
         if p.chat_format:
             cp.chat_template = p.chat_format

@@ -40,13 +40,7 @@ class ReplayBackend(Backend):
     def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
         line = self._lookup(request.task, request.sample_id)
-        response = _to_response(line)
-        return ChatResponse(
-            text=response.text,
-            tool_calls=response.tool_calls,
-            extra=response.extra,
-            timing={"total_s": time.perf_counter() - started},
-        )
+        return _to_response(line, started)
 
     def _lookup(self, task: str | None, sample_id: str | None) -> dict[str, Any]:
         where = self._index.get((task, str(sample_id))) or self._index.get((None, str(sample_id)))
@@ -94,12 +88,13 @@ def _line_key(line: bytes, path: Path, number: int) -> tuple[str | None, str]:
     return (None if task is None else str(task), str(data["sample_id"]))
 
 
-def _to_response(line: dict[str, Any]) -> ChatResponse:
-    if "tool_calls" not in line or line["tool_calls"] is None:
-        return ChatResponse(text=line.get("output"))
-    try:
-        calls = tuple(ToolCall.from_openai(c) for c in line["tool_calls"])
-    except (ValueError, TypeError, KeyError) as exc:
-        # A malformed recorded call is the model's fault: the task decodes and scores it.
-        return ChatResponse(text=line.get("output"), extra={"tool_call_error": str(exc)})
-    return ChatResponse(text=line.get("output"), tool_calls=calls)
+def _to_response(line: dict[str, Any], started: float) -> ChatResponse:
+    calls, extra = None, {}
+    if line.get("tool_calls") is not None:
+        try:
+            calls = tuple(ToolCall.from_openai(c) for c in line["tool_calls"])
+        except (ValueError, TypeError, KeyError) as exc:
+            # A malformed recorded call is the model's fault: the task decodes and scores it.
+            extra = {"tool_call_error": str(exc)}
+    timing = {"total_s": time.perf_counter() - started}
+    return ChatResponse(text=line.get("output"), tool_calls=calls, extra=extra, timing=timing)
