@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+#: A user's environment: Python writes bytecode (some sandboxes set PYTHONDONTWRITEBYTECODE,
+#: which makes every run compile the modules again).
+USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def harness_run(manifest: Path, out: Path) -> float:
@@ -15,5 +20,6 @@ def harness_run(manifest: Path, out: Path) -> float:
         [sys.executable, "-m", "harness", "run", str(manifest), "--out", str(out), "--no-progress"],
         check=True,
         capture_output=True,
+        env=USER_ENV,
     )
     return time.perf_counter() - started

@@ -80,8 +80,9 @@ class Tally:
             count[0] += 1
             count[1] += error is not None
             count[2] += int(rec.get("retries") or 0)
+            # None and NaN are no score (NaN is stored as null, so a resumed run reads None)
             for metric, value in scores.items():
-                if value is not None:
+                if value is not None and value == value:
                     self._array((*key, metric)).append(float(value))
         if (error or rec.get("metric_errors")) and len(self.failures) < self.keep_failures:
             self.failures.append(_failure(rec))

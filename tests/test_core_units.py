@@ -179,3 +179,22 @@ def test_non_binary_metrics_get_median_and_percentiles(tmp_path: Path) -> None:
     cell = results_document(rows, {})["results"]["t"]["b"]
     assert (cell["latency_s_median"], cell["latency_s_p10"], cell["latency_s_p90"]) == (5, 1, 9)
     assert cell["latency_s"] == 5.5 and "accuracy_median" not in cell
+
+
+def test_a_nan_score_counts_as_no_score_whether_fresh_or_resumed(tmp_path: Path) -> None:
+    """NaN is written as null: the tally of a run and of its resumed reading must agree."""
+    from harness._results import Tally
+    from harness._store import SampleWriter
+    from harness._store import iter_records
+
+    records = [
+        {"backend": "b", "task": "t", "sample_id": str(i), "error": None, "scores": {"m": v}}
+        for i, v in enumerate([1.0, float("nan"), 0.0])
+    ]
+    with SampleWriter(tmp_path / "samples.jsonl") as writer:
+        for record in records:
+            writer.write(record)
+    fresh = Tally().add_all(records).rows()
+    resumed = Tally().add_all(iter_records(tmp_path / "samples.jsonl")).rows()
+    assert fresh == resumed
+    assert [(r["value"], r["n"]) for r in fresh] == [(0.5, 2)]
