@@ -27,7 +27,6 @@ from harness._parts import Metric
 from harness._parts import Task
 from harness._records import Outcome
 from harness._records import Sample
-from harness._records import SampleRecord
 from harness._records import Score
 from harness._store import Key
 
@@ -90,8 +89,10 @@ def _guarded(samples: Iterable[Sample], entry: Entry) -> Iterator[Sample]:
 
 def play_one(
     unit: WorkUnit, task: Task, backend: Backend, metrics: list[Metric], sample: Sample
-) -> SampleRecord:
-    """Play and score one sample. Any failure becomes the record's ``error``, never a crash."""
+) -> dict[str, Any]:
+    """Play and score one sample; return its record as plain data (what ``samples.jsonl``
+    holds, ``SampleRecord.to_dict()``'s shape). Any failure becomes the record's ``error``,
+    never a crash."""
     started = time.perf_counter()
     try:
         outcome = task.play(sample, backend)
@@ -104,18 +105,19 @@ def play_one(
     extra = {**_retries(outcome), **outcome.fields, **labels}
     if failures:
         extra["metric_errors"] = failures
-    return SampleRecord(
-        backend=unit.backend.id,
-        task=unit.task.id,
-        sample_id=str(sample.id),
-        output=outcome.output,
-        calls=None if outcome.calls is None else [c.to_dict() for c in outcome.calls],
-        scores=scores,
-        error=outcome.error,
-        timing=_timing(outcome, total_s),
-        target=sample.target,
-        extra=extra,
-    )
+    record = {
+        "backend": unit.backend.id,
+        "task": unit.task.id,
+        "sample_id": str(sample.id),
+        "output": outcome.output,
+        "calls": None if outcome.calls is None else [c.to_dict() for c in outcome.calls],
+        "scores": scores,
+        "error": outcome.error,
+        "timing": _timing(outcome, total_s),
+        "target": sample.target,
+    }
+    record.update(extra)
+    return record
 
 
 def _retries(outcome: Outcome) -> dict[str, int]:
@@ -157,10 +159,12 @@ def _timing(outcome: Outcome, total_s: float) -> dict[str, float]:
         first = responses[0].timing
         if "ttft_s" in first:
             timing["ttft_s"] = first["ttft_s"]
-        for field in ("input_tokens", "output_tokens"):
-            counts = [getattr(r, field) for r in responses]
-            if all(c is not None for c in counts):
-                timing[field] = sum(counts)
+        inputs = [r.input_tokens for r in responses]
+        if None not in inputs:
+            timing["input_tokens"] = sum(inputs)  # type: ignore[arg-type]
+        outputs = [r.output_tokens for r in responses]
+        if None not in outputs:
+            timing["output_tokens"] = sum(outputs)  # type: ignore[arg-type]
         for key, value in first.items():
             timing.setdefault(key, value)
     return timing
@@ -171,7 +175,7 @@ def run_unit(
     parts: tuple[Task, Backend, list[Metric]],
     done: set[Key],
     concurrency: int,
-    emit: Callable[[SampleRecord], None],
+    emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Play the unit's unfinished samples, at most ``concurrency`` at once, emitting records
     in completion order."""
@@ -182,7 +186,7 @@ def run_unit(
         if (unit.backend.id, unit.task.id, str(s.id)) not in done
     )
 
-    def play(sample: Sample) -> SampleRecord:
+    def play(sample: Sample) -> dict[str, Any]:
         return play_one(unit, task, backend, metrics, sample)
 
     if concurrency <= 1:
@@ -194,13 +198,13 @@ def run_unit(
 
 def _run_threaded(
     todo: Iterator[Sample],
-    play: Callable[[Sample], SampleRecord],
+    play: Callable[[Sample], dict[str, Any]],
     concurrency: int,
-    emit: Callable[[SampleRecord], None],
+    emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """At most ``2 * concurrency`` samples submitted at once, records emitted as they finish."""
     pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="harness-sample")
-    in_flight: set[cf.Future[SampleRecord]] = set()
+    in_flight: set[cf.Future[dict[str, Any]]] = set()
     try:
         for sample in todo:
             in_flight.add(pool.submit(play, sample))

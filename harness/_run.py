@@ -327,8 +327,7 @@ class Run:
         concurrency = max(1, backend_concurrency(backend, self.manifest.run.concurrency))
         hooks = self.host.has_impls("on_sample_finished")
 
-        def emit(record: SampleRecord) -> None:
-            data = record.to_dict()
+        def emit(data: dict[str, Any]) -> None:
             writer.write(data)
             self.tally.add(data)
             self.played += 1
