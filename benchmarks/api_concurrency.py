@@ -48,6 +48,21 @@ def write_questions(folder: Path, n: int) -> Path:
     return path
 
 
+BFCL_CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple"]  # 1,000 items
+TASK = {"name": "qa"}
+
+
+def _task(folder: Path, n: int) -> dict[str, Any]:
+    """``qa`` over generated questions, or (``--task bfcl``) BFCL's first ``n`` AST items in
+    prompt mode: the server answers plain text, so every item goes through BFCL's decoder and
+    checker (and fails), which is the per-sample work being measured."""
+    if TASK["name"] == "bfcl":
+        categories = BFCL_CATEGORIES
+        task = {"type": "bfcl", "mode": "prompt", "categories": categories[: 1 if n == 1 else 4]}
+        return task | ({"limit": n} if n < 1000 else {})  # per category: 1 for the fixed cost
+    return {"type": "qa", "path": str(write_questions(folder, n))}
+
+
 def harness_command(folder: Path, url: str, n: int, concurrency: int, tag: str) -> list[str]:
     manifest = folder / f"harness{n}.json"
     backend = {
@@ -61,7 +76,7 @@ def harness_command(folder: Path, url: str, n: int, concurrency: int, tag: str) 
     doc = {
         "name": f"api-bench-{n}",
         "backends": [backend],
-        "tasks": [{"type": "qa", "path": str(write_questions(folder, n))}],
+        "tasks": [_task(folder, n)],
         "run": {"concurrency": concurrency},
     }
     manifest.write_text(json.dumps(doc), encoding="utf-8")
@@ -166,7 +181,19 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-lm-eval", action="store_true")
+    parser.add_argument(
+        "--task",
+        choices=["qa", "bfcl"],
+        default="qa",
+        help="bfcl: the 1,000 items of BFCL's simple_python, multiple, parallel and "
+        "parallel_multiple (with --samples 1000; a 1-sample run measures the fixed cost); "
+        "lm-eval is skipped",
+    )
     args = parser.parse_args()
+    TASK["name"] = args.task
+    if args.task == "bfcl" and args.samples != 1000:
+        parser.error("--task bfcl runs BFCL's 1,000 items: give --samples 1000")
+    args.skip_lm_eval = args.skip_lm_eval or args.task == "bfcl"
     ideal = args.samples * args.latency / args.concurrency
     bound = 1.1 * ideal
     with tempfile.TemporaryDirectory() as tmp, FaultServer(latency=args.latency) as server:
