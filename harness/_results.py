@@ -242,11 +242,6 @@ def aggregate_rows(samples_path: Path, groups: dict[str, list[JSON]] | None = No
     return Tally().add_all(iter_records(samples_path)).rows(groups)
 
 
-def aggregate_frame(samples_path: Path, groups: dict[str, list[JSON]] | None = None) -> Any:
-    """:func:`aggregate_rows` as a pandas DataFrame."""
-    return to_frame(aggregate_rows(samples_path, groups))
-
-
 def aggregate_run(run_dir: Path) -> list[JSON]:
     """The aggregate rows of a run directory, with the groups its tasks declared."""
     return aggregate_rows(Path(run_dir) / SAMPLES, read_groups(run_dir))

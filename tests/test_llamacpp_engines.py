@@ -17,28 +17,13 @@ from harness_plugins.llamacpp._engines import build
 from harness_plugins.llamacpp._engines import resolve
 from harness_plugins.llamacpp._gbnf import json_schema_to_gbnf
 from harness_plugins.llamacpp._xengine import cpu_problem
+from test_llamacpp import WEATHER
 
 from harness import BuildContext
 from harness import ChatRequest
 from harness import GenerationParams
 from harness import Message
 from harness._experiment import files
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city"],
-        },
-    },
-}
 
 
 def test_cpu_check_names_the_missing_instruction_sets(tmp_path: Path) -> None:

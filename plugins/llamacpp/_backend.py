@@ -302,7 +302,7 @@ class LlamaCppBackend(common.EngineBackend):
         result = llama_chat_format.get_chat_completion_handler(FALLBACK_NATIVE)(
             llama=self.llm,
             messages=messages,
-            tools=[_openai_tool(t) for t in tools],
+            tools=[common.openai_tool(t) for t in tools],
             tool_choice=_native_choice(request.tool_choice),
             temperature=sampling["temp"],
             top_p=sampling["top_p"],
@@ -361,12 +361,6 @@ def _closure_value(function: Any, name: str) -> Any:
     return function.__closure__[code.co_freevars.index(name)].cell_contents
 
 
-def _openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    body = tools_lib.tool_function(tool)
-    params = tools_lib.parameters_schema(tool)
-    return {"type": "function", "function": {**body, "parameters": params}}
-
-
 def _native_choice(choice: str | dict | None) -> str | dict:
     """OpenAI tool_choice -> what the handler accepts (it has no "required": use "auto")."""
     if isinstance(choice, dict):
@@ -380,7 +374,10 @@ def _handler_response(result: dict[str, Any], total: float, cpu_s: float) -> Cha
     calls = None
     if message.get("tool_calls"):
         calls = tuple(
-            ToolCall(name=c["function"]["name"], arguments=_arguments(c["function"]["arguments"]))
+            ToolCall(
+                name=c["function"]["name"],
+                arguments=common.call_arguments(c["function"]["arguments"]),
+            )
             for c in message["tool_calls"]
         )
     usage = result.get("usage") or {}
@@ -396,16 +393,6 @@ def _handler_response(result: dict[str, Any], total: float, cpu_s: float) -> Cha
         timing={"total_s": round(total, 6), "cpu_s": round(cpu_s, 6)},
         extra={"native_handler": FALLBACK_NATIVE},
     )
-
-
-def _arguments(raw: str | dict) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_value": value}
 
 
 def _engine_counters(llm: llama_cpp.Llama) -> dict[str, float]:

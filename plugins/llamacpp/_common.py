@@ -208,3 +208,22 @@ def _grammar_arguments(tool: dict[str, Any], ok: Any) -> dict[str, Any]:
         if ok(schema):
             return schema
     return {"type": "object"}
+
+
+def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as an OpenAI function tool whose parameters are a normalised JSON Schema."""
+    body = tools_lib.tool_function(tool)
+    params = tools_lib.parameters_schema(tool)
+    return {"type": "function", "function": {**body, "parameters": params}}
+
+
+def call_arguments(raw: str | dict[str, Any]) -> dict[str, Any]:
+    """A generated call's arguments as a dict; text that is not a JSON object is kept under
+    ``_raw`` (or ``_value``) so that the checker sees what the model wrote."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_value": value}

@@ -121,7 +121,7 @@ def function_calling(
     engine: XLlamaCppBackend, request: ChatRequest, tools: list[dict[str, Any]], started: float
 ) -> ChatResponse:
     cpu0 = time.process_time()
-    openai_tools = [_openai_tool(t) for t in tools]
+    openai_tools = [common.openai_tool(t) for t in tools]
     messages = [common.message_dict(m) for m in request.messages]
     if not messages or messages[0]["role"] != "system":  # the tools go in the system message
         messages.insert(0, {"role": "system", "content": "You are a helpful assistant."})
@@ -156,7 +156,7 @@ def _calls(steps: Steps, tools: list[dict[str, Any]], name: str, stop: list[str]
     while tool is not None:
         steps.prompt += f"functions.{name}:\n"
         arguments = steps.complete(_arguments_grammar(tool), stop)
-        calls.append(ToolCall(name=name, arguments=_arguments(arguments)))
+        calls.append(ToolCall(name=name, arguments=common.call_arguments(arguments)))
         steps.prompt += arguments + "\n"
         follow = steps.complete(_choice_grammar(tools, END), stop, counted=False)
         name = follow[len("functions.") :]
@@ -204,19 +204,3 @@ def _named(choice: Any) -> str | None:
     if isinstance(choice, dict):
         return str(tools_lib.tool_function(choice)["name"])
     return None
-
-
-def _openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    body = tools_lib.tool_function(tool)
-    return {
-        "type": "function",
-        "function": {**body, "parameters": tools_lib.parameters_schema(tool)},
-    }
-
-
-def _arguments(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_value": value}

@@ -228,7 +228,7 @@ class XLlamaCppBackend(common.EngineBackend):
         max_calls = request.params.extra.get("max_calls", self.params.max_calls)
         grammar = self._calls_grammar(tools, request.tool_choice, max_calls)
         if self.template_has_tools:
-            body = self._body(request, list(request.messages)) | {"tools": _openai_tools(tools)}
+            body = self._with_tools(request, tools)
         else:
             messages = common.tool_messages(request.messages, tools, self.params.tool_prompt)
             body = self._body(request, messages)
@@ -236,6 +236,11 @@ class XLlamaCppBackend(common.EngineBackend):
         calls, error = tools_lib.parse_calls(gen.text)
         extra = {"tool_call_error": error} if error else {}
         return gen.response(tool_calls=calls, extra=extra)
+
+    def _with_tools(self, request: ChatRequest, tools: list[dict]) -> dict[str, Any]:
+        """A request body for a template that renders the tools itself."""
+        body = self._body(request, list(request.messages))
+        return body | {"tools": [common.openai_tool(t) for t in tools]}
 
     def _calls_grammar(self, tools: list[dict], tool_choice: Any, max_calls: int) -> str:
         key = json.dumps([tools, tool_choice, max_calls], sort_keys=True, default=str)
@@ -248,7 +253,7 @@ class XLlamaCppBackend(common.EngineBackend):
         """Tools through the template when it renders them, else the ``chatml-function-calling``
         recipe (the server ignores ``tools`` for templates without them)."""
         if self.template_has_tools:
-            body = self._body(request, list(request.messages)) | {"tools": _openai_tools(tools)}
+            body = self._with_tools(request, tools)
             gen = self._generate(body, started)
             return gen.response(tool_calls=tools_lib.parse_tagged_calls(gen.text))
         from ._function_calling import function_calling
@@ -263,19 +268,6 @@ def _converts(schema: dict[str, Any]) -> bool:
     except Exception:  # the converter asserts and raises on schemas it cannot handle
         return False
     return True
-
-
-def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for tool in tools:
-        body = tools_lib.tool_function(tool)
-        out.append(
-            {
-                "type": "function",
-                "function": {**body, "parameters": tools_lib.parameters_schema(tool)},
-            }
-        )
-    return out
 
 
 def _has_text(chunk: dict[str, Any]) -> bool:
