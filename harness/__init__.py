@@ -44,6 +44,7 @@ from harness._records import SampleFinished
 from harness._records import SampleRecord
 from harness._records import Score
 from harness._records import ToolCall
+from harness._report import Table
 from harness._results import RunView
 from harness._results import load_results
 from harness._results import load_samples
@@ -98,6 +99,7 @@ API_GROUPS: dict[str, list[str]] = {
         "RunEnded",
         "RunView",
         "ReportSection",
+        "Table",
     ],
     "Errors": ["HarnessError", "ManifestError", "PluginError", "InputError"],
 }
@@ -133,6 +135,7 @@ __all__ = [
     "SampleFinished",
     "SampleRecord",
     "Score",
+    "Table",
     "Task",
     "ToolCall",
     "hookimpl",

@@ -20,21 +20,27 @@ from harness._json import loads
 TOO_LONG = "a number of more than 4,300 digits (Python's limit); write it as a string"
 
 
-def parse_json(data: str | bytes, where: str) -> Any:
-    """Parse one JSON document; ``where`` (``"data.jsonl: line 3"``) starts every error."""
+def parse_json(data: str | bytes, where: str | Path, line: int | None = None) -> Any:
+    """Parse one JSON document. ``where`` (a file, or any text such as ``"data.jsonl: line 3"``)
+    and ``line`` start every error; the message is only built when there is one."""
     try:
         return loads(data)
-    except UnicodeDecodeError as exc:
-        raise InputError(
+    except (ValueError, RecursionError) as exc:
+        place = f"{where}: line {line}" if line is not None else str(where)
+        raise _parse_error(exc, data, place) from None
+
+
+def _parse_error(exc: Exception, data: str | bytes, where: str) -> InputError:
+    if isinstance(exc, UnicodeDecodeError):
+        return InputError(
             f"{where}: not UTF-8 (byte {exc.start + 1} is {data[exc.start : exc.start + 1]!r}); "
             "re-save the file as UTF-8"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-    except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply to read; flatten the value") from None
-    except ValueError:  # an integer with more digits than int() accepts
-        raise InputError(f"{where}: {TOO_LONG}") from None
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})")
+    if isinstance(exc, RecursionError):
+        return InputError(f"{where}: JSON nested too deeply to read; flatten the value")
+    return InputError(f"{where}: {TOO_LONG}")  # an integer with more digits than int() accepts
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -48,4 +54,4 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     with handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
-                yield number, parse_json(line, f"{path}: line {number}")
+                yield number, parse_json(line, path, number)

@@ -12,26 +12,32 @@ its own error). It writes ``NaN`` as ``null``.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+#: Every byte to a space but ASCII digits to "0": a run of 19 digits is then a plain substring
+#: search, an order of magnitude faster than a regular expression over long data lines.
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
 _WRITE = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def loads(data: bytes | str) -> Any:
     """Parse one JSON document; errors are :class:`json.JSONDecodeError` or ``ValueError``
     (a number of 4,300+ digits), as from ``json.loads``."""
-    pattern = _LONG_DIGITS_BYTES if isinstance(data, bytes) else _LONG_DIGITS_TEXT
-    if pattern.search(data) is None:  # type: ignore[arg-type]
+    if not _has_long_number(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+def _has_long_number(data: bytes | str) -> bool:
+    """Whether ``data`` holds 19 ASCII digits in a row (an integer orjson might not keep)."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in raw.translate(_DIGITS)
 
 
 def dumps_line(value: Any) -> bytes:

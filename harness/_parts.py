@@ -174,9 +174,14 @@ class Metric(Part):
     metric's mean, not counted as 0). A metric that raises is recorded under its own name in
     the record's ``metric_errors``; the other metrics keep their scores. ``aggregation`` says
     how values combine (only ``mean`` now).
+
+    ``counted_labels`` names labels whose values the run counts as samples finish (a text
+    value, or each item of a list), so that a report section reads them with
+    :meth:`RunView.label_counts` instead of reading ``samples.jsonl`` again.
     """
 
     aggregation: str = "mean"
+    counted_labels: tuple[str, ...] = ()
 
     def score(self, sample: Sample, outcome: Outcome) -> Score | Mapping[str, float]:
         raise NotImplementedError(f"{type(self).__name__} does not implement score()")

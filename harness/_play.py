@@ -250,8 +250,10 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
             return
+        if not self.enabled:
+            return
         now = time.monotonic()
-        if self.enabled and now - self._last >= self._interval:
+        if now - self._last >= self._interval:
             self._last = now
             self._line(now)
 

@@ -8,14 +8,65 @@ Backends, tasks and metrics exchange only these, never live objects.
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 from typing import Any
+from typing import TypeVar
 
 JSON = dict[str, Any]
+R = TypeVar("R")
 
 
+class _Factory:
+    """Marks a parameter whose default comes from a factory (shown as dataclasses show it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _fast_init(cls: type[R]) -> type[R]:
+    """Give a frozen dataclass an ``__init__`` that fills the instance's ``__dict__`` directly.
+
+    The generated one calls ``object.__setattr__`` once per field to get past ``frozen``: six
+    records made per sample cost ~9 us that way, a quarter of the core's per-sample time. Same
+    signature, defaults and factories; instances stay immutable (``__setattr__`` still raises).
+    """
+    source, namespace = _init_source(cls)
+    exec(source, namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = cls.__init__.__annotations__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+def _init_source(cls: type) -> tuple[str, dict[str, Any]]:
+    """The ``__init__`` source for ``cls``'s fields, and the defaults it refers to."""
+    args: list[str] = []
+    namespace: dict[str, Any] = {"FACTORY": _FACTORY}
+    lines = []
+    for f in fields(cls):
+        if f.default is not MISSING:
+            namespace[f"_d_{f.name}"] = f.default
+            args.append(f"{f.name}=_d_{f.name}")
+        elif f.default_factory is not MISSING:
+            namespace[f"_f_{f.name}"] = f.default_factory
+            args.append(f"{f.name}=FACTORY")
+            lines.append(f"  if {f.name} is FACTORY: {f.name} = _f_{f.name}()")
+        else:
+            args.append(f.name)
+    values = ", ".join(f"{f.name!r}: {f.name}" for f in fields(cls))
+    lines.append(f"  self.__dict__.update({{{values}}})")
+    return f"def __init__(self, {', '.join(args)}):\n" + "\n".join(lines), namespace
+
+
+@_fast_init
 @dataclass(frozen=True)
 class ToolCall:
     """One function call: the name and the decoded arguments (never a JSON string)."""
@@ -56,6 +107,7 @@ class ToolCall:
         return cls(name=body["name"], arguments=arguments)
 
 
+@_fast_init
 @dataclass(frozen=True)
 class Message:
     """One chat message, in the OpenAI chat shape (``role`` is system/user/assistant/tool)."""
@@ -88,6 +140,7 @@ class Message:
         )
 
 
+@_fast_init
 @dataclass(frozen=True)
 class GenerationParams:
     """How to generate. ``None`` means "the backend's default"; ``extra`` is backend-specific."""
@@ -103,6 +156,7 @@ class GenerationParams:
         return asdict(self) | {"stop": list(self.stop)}
 
 
+@_fast_init
 @dataclass(frozen=True)
 class ChatRequest:
     """One model call.
@@ -139,6 +193,7 @@ class ChatRequest:
         }
 
 
+@_fast_init
 @dataclass(frozen=True)
 class ChatResponse:
     """What a backend answered: raw text, native tool calls if any, token counts and timings.
@@ -169,6 +224,7 @@ class ChatResponse:
         }
 
 
+@_fast_init
 @dataclass(frozen=True)
 class Sample:
     """One item of a task: what to ask, which tools to offer, what counts as right."""
@@ -189,6 +245,7 @@ class Sample:
         }
 
 
+@_fast_init
 @dataclass(frozen=True)
 class Outcome:
     """How a sample was played: the final raw text, decoded calls and every model response.
@@ -204,6 +261,7 @@ class Outcome:
     fields: JSON = field(default_factory=dict)
 
 
+@_fast_init
 @dataclass(frozen=True)
 class Score:
     """What one metric says about one sample.

@@ -16,8 +16,10 @@ import io
 import json
 import math
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +55,8 @@ NAN = float("nan")
 NO_SCORES = "(no scores)"
 
 Key = tuple[str, str, str]  # backend, task, subtask ("" for the whole task)
+#: How many records carry each value of one label, keyed ``(task, backend, value)``.
+LabelCounts = Counter[tuple[str, str, str]]
 JSON = dict[str, Any]
 
 
@@ -61,31 +65,36 @@ class Tally:
     counts, and the first records that could not be scored. A run feeds it the records it
     resumes from and each record as it is written, so ``samples.jsonl`` is not read back."""
 
-    def __init__(self, keep_failures: int = 50) -> None:
+    def __init__(self, keep_failures: int = 50, count_labels: Iterable[str] = ()) -> None:
         self.values: dict[tuple[str, str, str, str], array[float]] = {}
         self.counts: dict[Key, list[int]] = {}
         self.failures: list[JSON] = []
         self.keep_failures = keep_failures
+        self.labels: dict[str, LabelCounts] = {label: Counter() for label in count_labels}
 
     def add(self, rec: JSON) -> None:
         backend, task = rec["backend"], rec["task"]
-        keys = [(backend, task, "")]
-        if rec.get("subtask"):
-            keys.append((backend, task, str(rec["subtask"])))
         error, scores = rec.get("error"), rec.get("scores") or {}
-        for key in keys:
-            count = self.counts.get(key)
-            if count is None:
-                count = self.counts[key] = [0, 0, 0]
-            count[0] += 1
-            count[1] += error is not None
-            count[2] += int(rec.get("retries") or 0)
-            # None and NaN are no score (NaN is stored as null, so a resumed run reads None)
-            for metric, value in scores.items():
-                if value is not None and value == value:
-                    self._array((*key, metric)).append(float(value))
+        retries = int(rec.get("retries") or 0)
+        self._add((backend, task, ""), error is not None, retries, scores)
+        if rec.get("subtask"):
+            self._add((backend, task, str(rec["subtask"])), error is not None, retries, scores)
         if (error or rec.get("metric_errors")) and len(self.failures) < self.keep_failures:
             self.failures.append(_failure(rec))
+        for label, counts in self.labels.items():
+            count_label(counts, rec, label)
+
+    def _add(self, key: Key, failed: bool, retries: int, scores: JSON) -> None:
+        count = self.counts.get(key)
+        if count is None:
+            count = self.counts[key] = [0, 0, 0]
+        count[0] += 1
+        count[1] += failed
+        count[2] += retries
+        # None and NaN are no score (NaN is stored as null, so a resumed run reads None)
+        for metric, value in scores.items():
+            if value is not None and value == value:
+                self._array((*key, metric)).append(float(value))
 
     def _array(self, key: tuple[str, str, str, str]) -> array[float]:
         found = self.values.get(key)
@@ -107,6 +116,16 @@ class Tally:
             rows,
             key=lambda r: (r["task"], r["backend"], order[r["level"]], r["subtask"], r["metric"]),
         )
+
+
+def count_label(counts: LabelCounts, rec: JSON, label: str) -> None:
+    """Count one record's value of ``label`` (text, or each text of a list) under
+    ``(task, backend, value)``."""
+    value = rec.get(label)
+    if not value:
+        return
+    for item in value if isinstance(value, list) else (value,):
+        counts[rec["task"], rec["backend"], str(item)] += 1
 
 
 def _failure(rec: JSON) -> JSON:
@@ -377,11 +396,13 @@ class RunView:
         manifest: dict[str, Any],
         rows: Sequence[JSON],
         failures: Sequence[JSON] = (),
+        labels: Mapping[str, LabelCounts] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.manifest = manifest
         self.rows = list(rows)
         self.failures = list(failures)  # the first records that could not be scored
+        self._labels = dict(labels or {})
         self._frame: pd.DataFrame | None = None
 
     @classmethod
@@ -411,6 +432,17 @@ class RunView:
         section = {"backend": "backends", "task": "tasks", "metric": "metrics"}[kind]
         entries = self.manifest.get("manifest", {}).get(section) or []
         return {str(e.get("id", e["type"])) for e in entries if e.get("type") == plugin}
+
+    def label_counts(self, label: str) -> LabelCounts:
+        """How many records carry each value of ``label``, keyed ``(task, backend, value)`` (a
+        list value counts each item). Counted while the run played when a metric declared
+        the label in ``counted_labels``; otherwise read from ``samples.jsonl`` once."""
+        if label not in self._labels:
+            counts: LabelCounts = Counter()
+            for rec in self.records():
+                count_label(counts, rec, label)
+            self._labels[label] = counts
+        return self._labels[label]
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of ``samples.jsonl``, one at a time (a run can be large)."""

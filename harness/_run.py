@@ -152,18 +152,25 @@ class Run:
         existing = check_run_dir(self.run_dir, self.manifest, self.host, self.adopt)
         if existing and self.retry_errors:
             drop_errors(self.run_dir / SAMPLES)
-        done: set[Key] = set()
-        for record in iter_records(self.run_dir / SAMPLES):  # read once: resume set and tally
-            done.add(record_key(record))
-            self.tally.add(record)
         builder = Builder(self.host, self.base_dir, self.seed, self.run_dir)
         try:
             parts = self._build_parts(builder)
+            done = self._resume(parts)
             doc = self._write_manifest(existing, parts)
             info = RunInfo(str(self.run_dir), self.manifest.name, doc, len(done))
             return self._play(info, parts, done)
         finally:
             builder.close()
+
+    def _resume(self, parts: dict[str, Any]) -> set[Key]:
+        """The finished samples' keys; the tally starts from their records (read once)."""
+        labels = {label for m in parts["metrics"].values() for label in m.counted_labels}
+        self.tally = Tally(count_labels=sorted(labels))
+        done: set[Key] = set()
+        for record in iter_records(self.run_dir / SAMPLES):
+            done.add(record_key(record))
+            self.tally.add(record)
+        return done
 
     # --- building ---------------------------------------------------------------------------
 
@@ -268,7 +275,8 @@ class Run:
                 self._end(info, status, None, len(done), error)
         rows = self.tally.rows(_declared_groups(info.manifest))
         results = write_results(self.run_dir, self.results_context(info.manifest), rows)
-        view = RunView(self.run_dir, RunView.read_manifest(self.run_dir), rows, self.tally.failures)
+        manifest = RunView.read_manifest(self.run_dir)
+        view = RunView(self.run_dir, manifest, rows, self.tally.failures, self.tally.labels)
         write_report(view, self.host, self.hook_errors)
         self._end(info, status, results, len(done), None)
         return RunResult(
@@ -360,9 +368,10 @@ def _task_provenance(task: Task) -> dict[str, Any]:
 
 def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) -> int | None:
     """Samples left to play, when every task can say its size; else None (no ETA)."""
+    sizes = {task_id: task.size() for task_id, task in tasks.items()}  # once per task
     total = 0
     for unit in units:
-        size = tasks[unit.task.id].size()
+        size = sizes[unit.task.id]
         if size is None:
             return None
         total += size if unit.limit is None else min(size, unit.limit)

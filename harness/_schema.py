@@ -401,6 +401,17 @@ def _field_schema(annotation: Any, f: Field[Any]) -> dict[str, Any]:
 _SCALARS: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` that also accepts ``null``: a manifest may write ``limit: null`` for "unset"."""
+    if "enum" in schema:
+        schema = schema | {"enum": [*schema["enum"], None]}
+    if isinstance(schema.get("type"), str):
+        return schema | {"type": [schema["type"], "null"]}
+    if "anyOf" in schema:
+        return schema | {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    return schema
+
+
 def _type_schema(annotation: Any) -> dict[str, Any]:
     """JSON Schema of a type annotation: scalars, ``X | None``, ``Literal``, lists, mappings."""
     origin, args = get_origin(annotation), get_args(annotation)
@@ -418,7 +429,8 @@ def _type_schema(annotation: Any) -> dict[str, Any]:
         )
     if origin in (Union, UnionType):
         options = [_type_schema(a) for a in args if a is not type(None)]
-        return options[0] if len(options) == 1 else {"anyOf": options}
+        schema = options[0] if len(options) == 1 else {"anyOf": options}
+        return _nullable(schema) if type(None) in args else schema
     if origin in (list, tuple, Sequence) or annotation is list:
         items = _type_schema(args[0]) if args and args[0] is not Ellipsis else {}
         return {"type": "array", "items": items} if items else {"type": "array"}

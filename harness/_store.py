@@ -60,7 +60,7 @@ def _parse_record(line: bytes, path: Path, number: int) -> dict[str, Any]:
             f"{path}: line {number} {problem}; the file was edited or is corrupt: delete that "
             "line (its sample is played again) or choose another --out"
         )
-    return dict(record)
+    return record  # type: ignore[no-any-return]
 
 
 def _is_record(value: Any) -> bool:
@@ -196,7 +196,11 @@ class SampleWriter:
     def write(self, record: dict[str, Any]) -> None:
         line = dumps_line(record)
         with self._lock:
-            self._checked(self._handle.write, line)
+            try:
+                self._handle.write(line)
+            except OSError as exc:
+                self.failed = True
+                raise write_error(self.path, exc) from None
             self._pending += 1
             self.written += 1
             now = time.monotonic()

@@ -175,3 +175,84 @@ def test_compare_labels_columns_with_the_mode(tmp_path: Path, write_manifest) ->
     result = run_harness("compare", str(tmp_path / "prompt"), str(tmp_path / "native"))
     assert result.returncode == 0, result.stderr
     assert "prompt/replay (prompt)" in result.stdout and "native/replay (native)" in result.stdout
+
+
+def test_a_model_gets_bfcls_system_prompt_and_a_lookup_backend_only_the_question(
+    tmp_path: Path,
+) -> None:
+    """Prompt mode: a model's request starts with BFCL's system prompt; a backend that answers
+    by sample id (replay) is not sent it (it never reads it)."""
+    from harness_plugins.bfcl import BFCLTaskParams
+    from harness_plugins.bfcl._prompt import prompt_messages
+    from harness_plugins.bfcl._task import BFCLTask
+
+    from harness import BuildContext
+    from harness import ChatResponse
+
+    class Spy:
+        def __init__(self, capabilities: frozenset[str]) -> None:
+            self.capabilities, self.requests = capabilities, []
+
+        def chat(self, request):
+            self.requests.append(request)
+            return ChatResponse(text="[f(x=1)]")
+
+    task = BFCLTask(BFCLTaskParams(limit=2), BuildContext("bfcl", tmp_path))
+    model, replay = Spy(frozenset()), Spy(frozenset({"sample_lookup"}))
+    for sample in task.samples():
+        entry = next(e for e, _ in data.entries("simple_python") if e["id"] == sample.id)
+        expected = prompt_messages(entry["question"][0], entry["function"])
+        for backend in (model, replay):
+            outcome = task.play(sample, backend)
+            assert outcome.calls[0].name == "f"
+        sent = model.requests[-1]
+        assert [m.to_dict() for m in sent.messages] == expected
+        assert task.request(sample).messages == sent.messages  # rendered once, reused
+        assert [m.to_dict() for m in replay.requests[-1].messages] == entry["question"][0]
+        assert replay.requests[-1].sample_id == sample.id == sent.sample_id
+
+
+@pytest.mark.slow
+def test_rescoring_many_backends_scores_each_as_if_alone(tmp_path: Path, write_manifest):
+    """Samples are built once and shared by every backend of a run: the shared samples must
+    come out of each backend's scoring unchanged, so a backend scores in a crowd as it does
+    alone, and the report's error-type counts (tallied as records are written, across a
+    resume) equal those read back from samples.jsonl."""
+    from harness_plugins.bfcl._report import error_type_counts
+    from harness_plugins.bfcl._report import error_type_table
+
+    categories = ["simple_python", "multiple", "irrelevance"]
+    truth = {line["sample_id"]: line for line in replay_lines(categories, native=False)}
+    wrong = [dict(line, output="[" + line["sample_id"] + "]") for line in truth.values()]
+    replays = {
+        "right": write_jsonl(tmp_path / "right.jsonl", list(truth.values())),
+        "wrong": write_jsonl(tmp_path / "wrong.jsonl", wrong),
+    }
+
+    def run(backends: list[str], out: str, limit: int | None = None) -> list[dict]:
+        doc = {
+            "name": "rescore",
+            "backends": [{"type": "replay", "id": b, "path": str(replays[b])} for b in backends],
+            "tasks": [{"type": "bfcl", "categories": categories, "limit": 10}],
+            "run": {"limit": limit},
+        }
+        manifest = write_manifest(doc, name=f"{out}.yaml")
+        assert run_harness("run", str(manifest), "--out", str(tmp_path / out)).returncode == 0
+        lines = (tmp_path / out / "samples.jsonl").read_text().splitlines()
+        return [json.loads(x) for x in lines]
+
+    def verdicts(records: list[dict], backend: str) -> dict:
+        return {
+            r["sample_id"]: (r["scores"], r["error_type"])
+            for r in records
+            if r["backend"] == backend
+        }
+
+    alone = {b: verdicts(run([b], f"alone-{b}"), b) for b in replays}
+    run(["wrong", "right"], "crowd", limit=12)  # the first 12 samples of each unit
+    crowd = run(["wrong", "right"], "crowd")  # resumes
+    assert {b: verdicts(crowd, b) for b in replays} == alone
+    assert {scores["accuracy"] for scores, _ in alone["right"].values()} == {1.0}
+    assert {scores["accuracy"] for scores, _ in alone["wrong"].values()} == {0.0, 1.0}
+    page = (tmp_path / "crowd" / "report.html").read_text()
+    assert error_type_table(error_type_counts(crowd)).to_html() in page

@@ -19,7 +19,12 @@ from harness._manifest import load_manifest
 from harness._manifest import parse_key
 from harness._play import WorkUnit
 from harness._records import ChatRequest
+from harness._records import ChatResponse
+from harness._records import GenerationParams
 from harness._records import Message
+from harness._records import Outcome
+from harness._records import Sample
+from harness._records import Score
 from harness._records import ToolCall
 from harness._results import load_results
 from harness._results import load_samples
@@ -198,3 +203,39 @@ def test_a_nan_score_counts_as_no_score_whether_fresh_or_resumed(tmp_path: Path)
     resumed = Tally().add_all(iter_records(tmp_path / "samples.jsonl")).rows()
     assert fresh == resumed
     assert [(r["value"], r["n"]) for r in fresh] == [(0.5, 2)]
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [ToolCall, Message, GenerationParams, ChatRequest, ChatResponse, Sample, Outcome, Score],
+)
+def test_records_build_as_their_dataclass_would(cls: type) -> None:
+    """The records' fast ``__init__`` keeps the dataclass contract: same signature, defaults,
+    a new object from each factory, positional and keyword use, equality, immutability."""
+    import dataclasses
+    import inspect
+
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params] == [f.name for f in fields]
+    for p, f in zip(params, fields, strict=True):
+        if f.default is not dataclasses.MISSING:
+            assert p.default == f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            assert repr(p.default) == "<factory>"
+        else:
+            assert p.default is inspect.Parameter.empty
+    required = [p.name for p in params if p.default is inspect.Parameter.empty]
+    values = [f"v{i}" for i in range(len(required))]
+    a, b = cls(*values), cls(**dict(zip(required, values, strict=True)))
+    assert a == b and repr(a) == repr(b)
+    for field in dataclasses.fields(cls):
+        if field.default_factory is not dataclasses.MISSING:
+            assert getattr(a, field.name) == field.default_factory()
+            assert getattr(a, field.name) is not getattr(b, field.name)  # never shared
+        elif field.default is not dataclasses.MISSING:
+            assert getattr(a, field.name) == field.default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.__setattr__(dataclasses.fields(cls)[0].name, "x")
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert dataclasses.replace(a) == a

@@ -280,7 +280,11 @@ def test_params_declare_each_parameter_once() -> None:
         "default": ["a"],
         "description": "Free tags.",
     }
-    assert props["notes"] == {"type": "string", "minLength": 2, "description": "Optional notes."}
+    assert props["notes"] == {
+        "type": ["string", "null"],
+        "minLength": 2,
+        "description": "Optional notes.",
+    }
     assert schema["required"] == ["notes"]
     a, b = CountParams(notes="xx"), CountParams(notes="xx")
     a.tags.append("b")
@@ -305,6 +309,18 @@ def test_declared_constraints_validate_manifests(counting: Any, tmp_path: Path) 
     assert "tasks[0].n: 0 is out of range (minimum 1)" in text
     assert "tasks[0].style: 'shouty' is not allowed; use one of 'plain', 'loud'" in text
     assert "tasks[0].extra: unknown key" in text
+
+
+def test_an_optional_parameter_accepts_null_in_a_manifest(counting: Any, tmp_path: Path) -> None:
+    doc = manifest()
+    doc["tasks"][0].update(notes=None)
+    path = tmp_path / "null.yaml"
+    path.write_text(json.dumps(doc))
+    assert load_manifest(path, counting).tasks[0].params["notes"] is None
+    doc["tasks"][0].update(notes=3)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match="notes"):
+        load_manifest(path, counting)
 
 
 def test_context_build_validates_builds_once_and_closes_with_the_run(counting: Any) -> None:

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from harness_plugins.bfcl._report import error_type_counts
+from harness_plugins.bfcl._report import error_type_table
 from harness_plugins.spectool._report import pattern_rates
 
+from harness import RunView
 from harness._report import render_report
 from harness._store import iter_records
 
@@ -54,8 +56,16 @@ def test_label_counts_and_profile(tmp_path: Path) -> None:
     write_records(tmp_path)
     types = error_type_counts(iter_records(tmp_path / "samples.jsonl"))
     rates = pattern_rates(iter_records(tmp_path / "samples.jsonl"))
-    assert types.loc[("bfcl", "value_error:string"), "m1"] == 3
-    assert types.loc[("bfcl", "ast_decoder:decoder_failed"), "m2"] == 4
+    assert types["bfcl", "m1", "value_error:string"] == 3
+    assert types["bfcl", "m2", "ast_decoder:decoder_failed"] == 4
+    assert RunView.open(tmp_path).label_counts("error_type") == types
+    table = error_type_table(types)
+    assert table.columns[:2] == ["task", "error_type"]
+    cells = {
+        (r[1], backend): n for r in table.rows for backend, n in zip(table.columns, r, strict=True)
+    }
+    assert cells["ast_decoder:decoder_failed", "m2"] == 4
+    assert cells["ast_decoder:decoder_failed", "m1"] == 0
     assert rates.loc[("bfcl", "IAV"), "m1"] == 0.75
     assert rates.loc[("bfcl", "RAC"), "m1"] == 0.25
     assert rates.loc[("bfcl", "IFE"), "m2"] == 1.0

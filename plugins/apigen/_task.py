@@ -252,6 +252,8 @@ def match_calls(calls: list[ToolCall], answers: list[dict], tools: list[dict]) -
 class APIGenMatch(Metric):
     """1 when the decoded calls match the answers one to one, else 0, with an error type."""
 
+    counted_labels = ("error_type",)  # the report's "Failures by error type"
+
     def score(self, sample: Sample, outcome: Outcome) -> Score:
         if outcome.calls is None:
             error = "decoder_failed"

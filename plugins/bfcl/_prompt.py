@@ -43,10 +43,9 @@ TEMPLATE = "{persona}{task}\n\n{tool_call_format}\n\n{multiturn_behavior}\n\n{av
 
 def with_language_hint(functions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """BFCL appends a language note to every function description (Python here)."""
-    out = copy.deepcopy(functions)
-    for item in out:
-        item["description"] = item.get("description", "") + PYTHON_HINT
-    return out
+    return [
+        {**item, "description": item.get("description", "") + PYTHON_HINT} for item in functions
+    ]
 
 
 def system_prompt(functions: list[dict[str, Any]]) -> str:
@@ -60,10 +59,16 @@ def system_prompt(functions: list[dict[str, Any]]) -> str:
     )
 
 
-def prompt_messages(question: list[dict[str, Any]], functions: list[dict[str, Any]]) -> list:
-    """The first turn with BFCL's system prompt in front (merged into a system message)."""
-    messages = copy.deepcopy(question)
-    prompt = system_prompt(with_language_hint(functions))
+def prompt_messages(
+    question: list[dict[str, Any]], functions: list[dict[str, Any]], prompt: str | None = None
+) -> list[dict[str, Any]]:
+    """The first turn with BFCL's system prompt in front (merged into a system message).
+
+    ``prompt`` is the system prompt when the caller already has it (it is the costly part:
+    BFCL's indented JSON of the function docs).
+    """
+    prompt = prompt if prompt is not None else system_prompt(with_language_hint(functions))
+    messages = [dict(m) for m in question]
     if messages and messages[0].get("role") == "system":
         messages[0]["content"] = prompt + "\n\n" + messages[0]["content"]
     else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+from harness import Backend
 from harness import BuildContext
 from harness import ChatRequest
 from harness import ChatResponse
@@ -69,44 +70,83 @@ class BFCLTask(Task):
         self.categories: list[str] = list(params.categories)
         self.mode: str = params.mode
         self.decoder = context.build("decoder", params.decoder or DEFAULT_DECODER[self.mode])
+        self._built: dict[str, list[Sample]] = {}
+        self._prompts: dict[str, tuple[Message, ...]] = {}
+        self._generation = _generation(params, context.seed)
         data.data_dir()  # fail early, with the install hint, when the wheel is missing
 
     def samples(self) -> Iterator[Sample]:
-        limit = self.params.limit
         for category in self.categories:
-            for index, (entry, truth) in enumerate(data.entries(category)):
-                if limit is not None and index >= limit:
-                    break
-                yield self._sample(category, entry, truth)
+            yield from self._category_samples(category)
+
+    def _category_samples(self, category: str) -> Iterator[Sample]:
+        """One category's samples, built once per run and kept for the run's other backends.
+
+        Building a sample (reading BFCL's files, the tool conversion) costs more than decoding
+        and checking an answer, every backend asks the same, and BFCL's data is bounded (3,491
+        entries, about 40 MB as samples).
+        """
+        if category in self._built:
+            yield from self._built[category]
+            return
+        built = []
+        for index, (entry, truth) in enumerate(data.entries(category)):
+            if self.params.limit is not None and index >= self.params.limit:
+                break
+            built.append(self._sample(category, entry, truth))
+            yield built[-1]
+        self._built[category] = built  # only once the category was read to its end
 
     def _sample(self, category: str, entry: dict, truth: list | None) -> Sample:
-        question = entry["question"][0]
+        """The entry as asked: BFCL's question turns; in prompt mode :meth:`request` puts BFCL's
+        system prompt in front, in the other modes the functions go as tools."""
         functions = entry.get("function", [])
-        if self.mode == "prompt":
-            messages = prompt_messages(question, functions)
-            tools = None
-        else:
-            messages = question
-            tools = tuple(openai_tool(f, sanitize_names=True) for f in functions)
+        tools = None
+        if self.mode != "prompt":
+            tools = tuple(openai_tool(f, sanitize_names=True) for f in functions) or None
         return Sample(
             id=entry["id"],
-            messages=tuple(Message(role=m["role"], content=m["content"]) for m in messages),
-            tools=tools or None,
+            messages=tuple(
+                Message(role=m["role"], content=m["content"]) for m in entry["question"][0]
+            ),
+            tools=tools,
             target=truth,
             metadata={"category": category, "functions": functions},
         )
 
     def request(self, sample: Sample) -> ChatRequest:
-        params = self.params
-        extra = {}
-        if params.single_call_cap and sample.metadata["category"] in SINGLE_CALL:
-            extra["max_calls"] = 1
+        return self._request(sample, self._prompted(sample))
+
+    def play(self, sample: Sample, backend: Backend) -> Outcome:
+        """As :meth:`Task.play`; a backend that answers by sample id (``sample_lookup``, e.g.
+        replay) never reads the prompt, so BFCL's system prompt is not rendered for it."""
+        if "sample_lookup" in backend.capabilities:
+            return self.decode(sample, backend.chat(self._request(sample, sample.messages)))
+        return super().play(sample, backend)
+
+    def _prompted(self, sample: Sample) -> tuple[Message, ...]:
+        """The messages with BFCL's system prompt in front (prompt mode), rendered once per
+        entry and run: the indented JSON of the function docs costs more than a check."""
+        if self.mode != "prompt":
+            return sample.messages
+        found = self._prompts.get(sample.id)
+        if found is None:
+            question = [m.to_dict() for m in sample.messages]
+            turns = prompt_messages(question, sample.metadata["functions"])
+            found = tuple(Message(role=m["role"], content=m["content"]) for m in turns)
+            self._prompts[sample.id] = found
+        return found
+
+    def _request(self, sample: Sample, messages: tuple[Message, ...]) -> ChatRequest:
+        capped = self.params.single_call_cap and sample.metadata["category"] in SINGLE_CALL
         return ChatRequest(
-            messages=sample.messages,
+            messages=messages,
             tools=sample.tools,
             tool_choice="auto" if sample.tools else None,
-            params=_generation(params.max_tokens, params.temperature, self.context.seed, extra),
+            params=self._generation[capped],
             mode=self.mode,
+            task=self.context.id,
+            sample_id=sample.id,
         )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
@@ -156,14 +196,23 @@ class BFCLTask(Task):
         return specs
 
 
-def _generation(
-    max_tokens: int, temperature: float, seed: int | None, extra: dict[str, Any]
-) -> GenerationParams:
-    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed, extra=extra)
+def _generation(params: BFCLTaskParams, seed: int | None) -> dict[bool, GenerationParams]:
+    """The two generation settings a sample can get: uncapped, and capped at one call."""
+    return {
+        capped: GenerationParams(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            seed=seed,
+            extra={"max_calls": 1} if capped else {},
+        )
+        for capped in (False, True)
+    }
 
 
 class BFCLAst(Metric):
     """Scores a decoded answer as BFCL's evaluator would: 1 or 0, and BFCL's error_type."""
+
+    counted_labels = ("error_type",)  # the report's "Failures by error type"
 
     params: BFCLAstParams
 
@@ -172,14 +221,14 @@ class BFCLAst(Metric):
         key = "accuracy" if self.params.matching == "greedy" else "accuracy_optimal"
         labels = {"error_type": result.error_type}
         if not result.valid:
-            labels["check_errors"] = [str(e) for e in result.errors][:5]
+            labels["check_errors"] = [str(e) for e in result.errors[:5]]
         return Score(values={key: 1.0 if result.valid else 0.0}, labels=labels)
 
     @staticmethod
     def verdict(sample: Sample, outcome: Outcome, matching: str = "greedy") -> CheckResult:
         category = sample.metadata["category"]
         decoded_ok = outcome.calls is not None
-        calls = [{c.name: dict(c.arguments)} for c in outcome.calls or ()]
+        calls = [{c.name: _plain(c.arguments)} for c in outcome.calls or ()]
         if category in ("irrelevance", "live_irrelevance"):
             return check_irrelevance(decoded_ok, calls)
         if category == "live_relevance":
@@ -195,3 +244,8 @@ class BFCLAst(Metric):
             matching=matching,
             underscore_to_dot=native,
         )
+
+
+def _plain(arguments: Any) -> dict[str, Any]:
+    """The arguments as the checker wants them: a dict (read, never changed: no copy)."""
+    return arguments if type(arguments) is dict else dict(arguments)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Iterator
 from itertools import islice
@@ -62,7 +61,6 @@ class QATask(Task):
         return size if limit is None else min(size, limit)
 
 
-_SPACES = re.compile(r"\s+")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
@@ -76,7 +74,7 @@ class ExactMatch(Metric):
             text = text.lower()
         if self.params.ignore_punctuation:
             text = text.translate(_PUNCT)
-        return _SPACES.sub(" ", text).strip()
+        return " ".join(text.split())  # runs of whitespace to one space, ends stripped
 
     def score(self, sample: Sample, outcome: Outcome) -> Score:
         output = self.normalise(outcome.output or "")

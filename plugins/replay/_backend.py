@@ -47,7 +47,7 @@ class ReplayBackend(Backend):
         if where is None:
             raise ReplayError(f"{self.path} has no line for task {task!r}, sample {sample_id!r}")
         offset, length = where
-        return dict(parse_json(os.pread(self._fd, length, offset), str(self.path)))
+        return parse_json(os.pread(self._fd, length, offset), self.path)  # type: ignore[no-any-return]
 
     def info(self) -> dict[str, Any]:
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()  # a resume checks it
@@ -71,7 +71,7 @@ def _index_file(path: Path) -> dict[tuple[str | None, str], tuple[int, int]]:
 
 
 def _line_key(line: bytes, path: Path, number: int) -> tuple[str | None, str]:
-    data = parse_json(line, f"{path}: line {number}")
+    data = parse_json(line, path, number)
     if not isinstance(data, dict) or "sample_id" not in data:
         raise InputError(
             f"{path}: line {number}: expected an object with 'sample_id' "
