@@ -44,6 +44,10 @@ def dumps_line(value: Any) -> bytes:
     """One JSON line (UTF-8, newline-terminated). Text UTF-8 cannot hold (a lone surrogate a
     model emitted) and integers beyond 64 bits go through ``json``, with escapes."""
     try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # non-text keys (half the speed when allowed from the start), or worse
+        pass
+    try:
         return orjson.dumps(value, default=str, option=_WRITE)
     except TypeError:
         try:

@@ -25,6 +25,7 @@ from harness._manifest import Entry
 from harness._parts import Backend
 from harness._parts import Metric
 from harness._parts import Task
+from harness._records import ChatResponse
 from harness._records import Outcome
 from harness._records import Sample
 from harness._records import Score
@@ -159,15 +160,29 @@ def _timing(outcome: Outcome, total_s: float) -> dict[str, float]:
         first = responses[0].timing
         if "ttft_s" in first:
             timing["ttft_s"] = first["ttft_s"]
-        inputs = [r.input_tokens for r in responses]
-        if None not in inputs:
-            timing["input_tokens"] = sum(inputs)  # type: ignore[arg-type]
-        outputs = [r.output_tokens for r in responses]
-        if None not in outputs:
-            timing["output_tokens"] = sum(outputs)  # type: ignore[arg-type]
+        timing.update(_token_counts(responses))
         for key, value in first.items():
             timing.setdefault(key, value)
     return timing
+
+
+def _token_counts(responses: tuple[ChatResponse, ...]) -> dict[str, int]:
+    """Input and output tokens summed over the responses, each only if every response has it."""
+    if len(responses) == 1:  # the usual case, without building lists
+        r, single = responses[0], {}
+        if r.input_tokens is not None:
+            single["input_tokens"] = r.input_tokens
+        if r.output_tokens is not None:
+            single["output_tokens"] = r.output_tokens
+        return single
+    inputs = [r.input_tokens for r in responses]
+    outputs = [r.output_tokens for r in responses]
+    counts = {}
+    if None not in inputs:
+        counts["input_tokens"] = sum(inputs)  # type: ignore[arg-type]
+    if None not in outputs:
+        counts["output_tokens"] = sum(outputs)  # type: ignore[arg-type]
+    return counts
 
 
 def run_unit(

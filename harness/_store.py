@@ -184,7 +184,7 @@ class SampleWriter:
     def __init__(self, path: Path, flush_every: int = 64, max_delay_s: float = 1.0) -> None:
         repair_tail(path)
         self.path = path
-        self._handle = path.open("ab")
+        self._handle = path.open("ab", buffering=1 << 18)  # the flush policy decides, not 8 KiB
         self._flush_every = flush_every
         self._max_delay_s = max_delay_s
         self._pending = 0
