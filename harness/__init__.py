@@ -16,6 +16,7 @@ from harness._errors import HarnessError
 from harness._errors import InputError
 from harness._errors import ManifestError
 from harness._errors import PluginError
+from harness._errors import StopRun
 from harness._hookspecs import hookimpl
 from harness._inputs import parse_json
 from harness._inputs import read_jsonl
@@ -101,7 +102,7 @@ API_GROUPS: dict[str, list[str]] = {
         "ReportSection",
         "Table",
     ],
-    "Errors": ["HarnessError", "ManifestError", "PluginError", "InputError"],
+    "Errors": ["HarnessError", "ManifestError", "PluginError", "InputError", "StopRun"],
 }
 
 __all__ = [
@@ -135,6 +136,7 @@ __all__ = [
     "SampleFinished",
     "SampleRecord",
     "Score",
+    "StopRun",
     "Table",
     "Task",
     "ToolCall",

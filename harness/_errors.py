@@ -9,6 +9,15 @@ class HarnessError(Exception):
     exit_code = 1
 
 
+class StopRun(HarnessError):
+    """Raised by a part that cannot go on (a device profile's memory cap exceeded, a worker
+    process gone): the run stops with this one-line message and exit status 1 instead of
+    recording the failure as every remaining sample's error. Finished samples are kept, and
+    the same command resumes once the cause is fixed."""
+
+    exit_code = 1
+
+
 class PluginError(HarnessError):
     """A plugin could not be loaded, or two plugins claim the same name."""
 

@@ -21,6 +21,7 @@ from typing import Any
 from typing import TextIO
 
 from harness._errors import HarnessError
+from harness._errors import StopRun
 from harness._manifest import Entry
 from harness._parts import Backend
 from harness._parts import Metric
@@ -93,10 +94,12 @@ def play_one(
 ) -> dict[str, Any]:
     """Play and score one sample; return its record as plain data (what ``samples.jsonl``
     holds, ``SampleRecord.to_dict()``'s shape). Any failure becomes the record's ``error``,
-    never a crash."""
+    never a crash (but :class:`StopRun`, which stops the run)."""
     started = time.perf_counter()
     try:
         outcome = task.play(sample, backend)
+    except StopRun:
+        raise
     except Exception as exc:
         retries = getattr(exc, "retries", None)
         fields = {"retries": retries} if isinstance(retries, int) else {}

@@ -19,7 +19,7 @@ from conftest import needs_llama
 from conftest import run_harness
 from conftest import write_jsonl
 from harness_plugins.efficiency._metric import efficiency_values
-from harness_plugins.llamacpp import _tools as tools_lib
+from harness_plugins.shared import tool_calls as tools_lib
 from harness_plugins.shared.models import card_names
 from harness_plugins.shared.models import card_path
 from harness_plugins.shared.models import file_sha256

@@ -21,7 +21,9 @@ class Efficiency(Metric):
 
     def score(self, sample: Sample, outcome: Outcome) -> Score:
         values = efficiency_values(outcome.responses)
-        values["peak_rss_mb"] = peak_rss_mb()
+        # the model's process: a device worker reports its own, else it is this process
+        reported = [r.timing["peak_rss_mb"] for r in outcome.responses if "peak_rss_mb" in r.timing]
+        values["peak_rss_mb"] = max(reported) if reported else peak_rss_mb()
         prefix = "" if self.context.id == "efficiency" else f"{self.context.id}."
         return Score(values={f"{prefix}{k}": v for k, v in values.items()})
 

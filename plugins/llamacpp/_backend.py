@@ -32,6 +32,8 @@ import json
 import time
 from typing import Any
 
+from harness_plugins.shared import tool_calls as tools_lib
+
 from harness import BuildContext
 from harness import ChatRequest
 from harness import ChatResponse
@@ -41,7 +43,6 @@ from harness import ToolCall
 
 from . import LlamaCppParams
 from . import _common as common
-from . import _tools as tools_lib
 from ._common import WARMUP_MESSAGES
 from ._common import WARMUP_TOKENS
 from ._common import Generation

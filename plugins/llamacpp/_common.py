@@ -8,12 +8,15 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from harness_plugins.shared import tool_calls as tools_lib
+from harness_plugins.shared.generation import Generation  # noqa: F401 (the engines use it)
 from harness_plugins.shared.memory import peak_rss_mb
 from harness_plugins.shared.models import ResolvedModel
 from harness_plugins.shared.models import resolve_model
+from harness_plugins.shared.tool_calls import message_dict  # noqa: F401 (used as common.message_dict)
+from harness_plugins.shared.tool_calls import tool_messages  # noqa: F401
 
 from harness import Backend
 from harness import BuildContext
@@ -22,7 +25,6 @@ from harness import ChatResponse
 from harness import Message
 
 from . import LlamaCppParams
-from . import _tools as tools_lib
 
 WARMUP_MESSAGES = (Message(role="user", content="Say hello."),)
 WARMUP_TOKENS = 8
@@ -89,66 +91,6 @@ class EngineBackend(Backend):
         }
 
 
-@dataclass
-class Generation:
-    """One streamed generation: the text, the token counts and the clock readings."""
-
-    text: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    finish_reason: str
-    started: float
-    first_token: float | None
-    ended: float
-    cpu_s: float
-    decode_steps: int
-    engine: dict[str, float]
-
-    def timing(self) -> dict[str, float]:
-        """Seconds and rates as defined in docs/efficiency.md."""
-        total = self.ended - self.started
-        out: dict[str, float] = {"total_s": round(total, 6), "cpu_s": round(self.cpu_s, 6)}
-        if self.first_token is None:
-            return out
-        ttft = self.first_token - self.started
-        out["ttft_s"] = round(ttft, 6)
-        prefilled = self.input_tokens - self.cached_tokens
-        if ttft > 0 and prefilled > 0:
-            out["prefill_tok_s"] = round(prefilled / ttft, 3)
-        decode_time = self.ended - self.first_token
-        if self.decode_steps > 0 and decode_time > 0:
-            out["decode_tok_s"] = round(self.decode_steps / decode_time, 3)
-        return out | self.engine
-
-    def response(self, **fields: Any) -> ChatResponse:
-        extra = {"cached_tokens": self.cached_tokens} if self.cached_tokens else {}
-        return ChatResponse(
-            text=fields.pop("text", self.text),
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            finish_reason=self.finish_reason,
-            timing=self.timing(),
-            extra={**extra, **fields.pop("extra", {})},
-            **fields,
-        )
-
-
-def message_dict(message: Message) -> dict[str, Any]:
-    """OpenAI-shaped message for templates: no None content (Jinja would print 'None'), and
-    earlier calls as OpenAI ``tool_calls`` plus JSON text for templates that ignore them."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.tool_calls:
-        out["tool_calls"] = [c.to_openai(f"call_{i}") for i, c in enumerate(message.tool_calls)]
-        if not message.content:
-            out["content"] = json.dumps([c.to_dict() for c in message.tool_calls])
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
-
-
 def seed(params: LlamaCppParams, context: BuildContext, request: ChatRequest | None) -> int:
     """The request's seed, else the backend's, else the run's, else 0."""
     for value in (request.params.seed if request else None, params.seed, context.seed):
@@ -174,19 +116,6 @@ def sampling(params: LlamaCppParams, request: ChatRequest | None) -> dict[str, A
         "repeat_penalty": float(pick("repeat_penalty", None)),
         "stop": list(gp.stop) if gp else [],
     }
-
-
-def tool_messages(
-    messages: tuple[Message, ...], tools: list[dict[str, Any]], template: str | None
-) -> list[Message]:
-    """The conversation with the tools described in the (first) system message."""
-    text = tools_lib.tool_prompt(tools, template or tools_lib.TOOL_PROMPT)
-    out = list(messages)
-    if out and out[0].role == "system":
-        out[0] = Message(role="system", content=f"{out[0].content or ''}\n\n{text}".strip())
-    else:
-        out.insert(0, Message(role="system", content=text))
-    return out
 
 
 def calls_schema(tools: list[dict[str, Any]], tool_choice: Any, max_calls: int, ok: Any) -> Any:

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 from typing import Any
 
+from harness_plugins.shared import tool_calls as tools_lib
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness import ChatRequest
@@ -24,7 +25,6 @@ from harness import ChatResponse
 from harness import ToolCall
 
 from . import _common as common
-from . import _tools as tools_lib
 from ._gbnf import JSON_GBNF
 from ._gbnf import json_schema_to_gbnf
 

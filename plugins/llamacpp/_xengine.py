@@ -29,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from harness_plugins.shared import tool_calls as tools_lib
+
 from harness import BuildContext
 from harness import ChatRequest
 from harness import ChatResponse
@@ -38,7 +40,6 @@ from harness import Message
 
 from . import LlamaCppParams
 from . import _common as common
-from . import _tools as tools_lib
 from ._common import WARMUP_MESSAGES
 from ._common import WARMUP_TOKENS
 from ._common import Generation

@@ -24,6 +24,9 @@ from typing import Any
 
 from harness import InputError
 
+from .store import find_variant
+from .store import store_dir
+
 CARDS_FOLDER = "models"
 _HASHES: dict[tuple[str, int, int], str] = {}
 _HASH_LOCK = threading.Lock()
@@ -61,7 +64,8 @@ def load_card(name: str) -> dict[str, Any] | None:
 
 
 def resolve_model(spec: str, base_dir: Path, expected_sha256: str | None = None) -> ResolvedModel:
-    """A GGUF path (relative to the manifest's folder) or a card name -> a verified file.
+    """A model path (relative to the manifest's folder), a card name or a store variant's
+    name (:mod:`.store`) -> a verified file.
 
     A path wins over a card of the same name; anything else is an :class:`InputError` that
     names both readings and the fix.
@@ -81,10 +85,14 @@ def locate_model(spec: str, base_dir: Path) -> tuple[Path, dict[str, Any] | None
     card = load_card(spec)
     if card is not None:
         return card_path(card), card
+    variant = find_variant(spec)
+    if variant is not None:
+        return variant
     cards = ", ".join(card_names()) or "none installed"
     raise InputError(
-        f"model {spec!r}: no such file ({path}) and no model card of that name "
-        f"(cards: {cards}); set `model` to a GGUF file path or a card name"
+        f"model {spec!r}: no such file ({path}), no model card (cards: {cards}) and no variant "
+        f"of that name in the model store ({store_dir()}; `harness models list`); set `model` "
+        "to a file path, a card name or a variant name"
     )
 
 
@@ -135,3 +143,21 @@ def file_sha256(path: Path) -> str:
     with _HASH_LOCK:
         _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
+
+
+def model_size_bytes(spec: str, base_dir: Path) -> int | None:
+    """Bytes of a model's weights on disk: a file, a model folder's graph files (``.onnx``,
+    ``.ort``, external ``.data``, ``.gguf``), a card's or a store variant's file; None when
+    ``spec`` names none of these (a device profile then cannot check it before loading)."""
+    path = Path(spec).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if path.is_dir():
+        weights = [p for p in path.iterdir() if p.suffix in (".onnx", ".ort", ".data", ".gguf")]
+        return sum(p.stat().st_size for p in weights)
+    try:
+        found, card = locate_model(spec, base_dir)
+    except InputError:
+        return None
+    if card and card.get("format") in ("onnx", "ort"):
+        return model_size_bytes(str(found.parent), base_dir)
+    return found.stat().st_size

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from harness import Message
 from harness import ToolCall
 
 JSON = dict[str, Any]
@@ -239,3 +240,34 @@ def parse_tagged_calls(text: str) -> tuple[ToolCall, ...] | None:
             except (ValueError, json.JSONDecodeError):
                 continue
     return tuple(calls) or None
+
+
+# --- messages for chat templates ---------------------------------------------------------------
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """OpenAI-shaped message for templates: no None content (Jinja would print 'None'), and
+    earlier calls as OpenAI ``tool_calls`` plus JSON text for templates that ignore them."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    if message.tool_calls:
+        out["tool_calls"] = [c.to_openai(f"call_{i}") for i, c in enumerate(message.tool_calls)]
+        if not message.content:
+            out["content"] = json.dumps([c.to_dict() for c in message.tool_calls])
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def tool_messages(
+    messages: tuple[Message, ...], tools: list[dict[str, Any]], template: str | None
+) -> list[Message]:
+    """The conversation with the tools described in the (first) system message."""
+    text = tool_prompt(tools, template or TOOL_PROMPT)
+    out = list(messages)
+    if out and out[0].role == "system":
+        out[0] = Message(role="system", content=f"{out[0].content or ''}\n\n{text}".strip())
+    else:
+        out.insert(0, Message(role="system", content=text))
+    return out
