@@ -68,6 +68,8 @@ FALLBACK_NATIVE = "chatml-function-calling"
 class LlamaCppBackend(common.EngineBackend):
     """One llama.cpp context; requests are served one at a time (a lock guards it)."""
 
+    capabilities = common.EngineBackend.capabilities | {"logprobs"}
+
     def __init__(self, params: LlamaCppParams, context: BuildContext) -> None:
         super().__init__(params, context)
         self._grammars: dict[str, LlamaGrammar] = {}
@@ -125,6 +127,35 @@ class LlamaCppBackend(common.EngineBackend):
             started = time.perf_counter()
             tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
             return self._generate(tokens, [], request, {}, started).response()
+
+    def logprobs(self, text: str) -> tuple[list[int], Any]:
+        """Teacher forcing over raw ``text`` (no template): its token ids and, for every token
+        after the first, the log-probabilities over the vocabulary that predicted it. A second
+        context with ``logits_all`` (sized to the text) keeps every position's logits."""
+        import numpy as np
+
+        with self._lock:
+            ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            scorer = self._scorer(len(ids))
+            scorer.reset()
+            scorer.eval(ids)
+            logits = np.array(scorer.scores[: len(ids) - 1], dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        return ids, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    def _scorer(self, tokens: int) -> Any:
+        import llama_cpp
+
+        if getattr(self, "_scoring", None) is None or self._scoring.n_ctx() < tokens:
+            self._scoring = llama_cpp.Llama(
+                model_path=str(self.model.path),
+                n_ctx=max(512, 1 << (tokens - 1).bit_length()),
+                n_batch=self.params.n_batch,
+                n_threads=self.n_threads,
+                logits_all=True,
+                verbose=False,
+            )
+        return self._scoring
 
     def info(self) -> dict[str, Any]:
         meta = self.llm.metadata

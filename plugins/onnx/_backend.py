@@ -62,7 +62,7 @@ class OnnxBackend(Backend):
         settings = self.model.settings()
         self.template = ChatTemplate(settings, self.tokenizer)
         self.max_positions = int(settings.get("max_position_embeddings") or 1 << 30)
-        self.capabilities = frozenset({"native_tools", "streaming"} | _constrained())
+        self.capabilities = frozenset({"native_tools", "streaming", "logprobs"} | _constrained())
         self._genai: Any = None
         self.warmup_s = self._warm_up(params.warmup)
 
@@ -82,6 +82,18 @@ class OnnxBackend(Backend):
             if request.mode == "native" and tools:
                 return self._native(request, tools)
             return self._generate(list(request.messages), request).response()
+
+    def logprobs(self, text: str) -> tuple[list[int], Any]:
+        """Teacher forcing over raw ``text`` (no template): its token ids and, for every token
+        after the first, the log-probabilities over the vocabulary that predicted it."""
+        import numpy as np
+
+        with self._lock:
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            self._check_context(len(ids), 0)
+            logits = self.decoder.logits(ids)[:-1].astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        return ids, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
     def info(self) -> dict[str, Any]:
         import onnxruntime
