@@ -97,3 +97,24 @@ def test_a_model_larger_than_the_device_is_refused_before_anything_starts(
         assert done.returncode == 2, done.stderr
         assert "40 MiB of weights, more than the device's memory cap of 32 MiB" in done.stderr
     assert not (tmp_path / "run" / "samples.jsonl").exists()
+
+
+def test_a_device_forwards_the_logit_probe_to_its_worker(
+    tiny: Path, tmp_path: Path, write_manifest
+) -> None:
+    """``logprobs`` crosses the process boundary: the wrapped model scores as it does alone."""
+    plain = {"type": "onnx", "model": str(tiny), "threads": 1, "warmup": 0}
+    device = {"type": "device", "id": "phone", "profile": "phone-2gb", "backend": plain}
+    manifest = write_manifest(
+        {
+            "name": "probe",
+            "backends": [device],
+            "tasks": [{"type": "logit_probe", "limit": 2, "reference": plain}],
+        },
+        name="probe.yaml",
+    )
+    done = run_harness("run", str(manifest), "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    scores = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
+    assert scores["logit_probe"]["phone"]["kl"] == pytest.approx(0, abs=1e-9)
+    assert scores["logit_probe"]["phone"]["top1"] == 1.0

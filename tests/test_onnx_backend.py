@@ -56,20 +56,37 @@ def ask(text: str, **params: object) -> ChatRequest:
 def test_cached_and_uncached_generation_give_the_same_tokens(backend: OnnxBackend) -> None:
     prompt = backend.template.encode([Message("user", "What is the capital of France?")], None)
     greedy = sampler(0, 1.0, 0, 0)
-    cached = backend.decoder.generate(prompt, 40, greedy, set())
-    uncached = backend.decoder.generate(prompt, 40, greedy, set(), use_cache=False)
+    loop = backend._loop()
+    cached = loop.generate(prompt, 40, greedy, set())
+    uncached = loop.generate(prompt, 40, greedy, set(), use_cache=False)
     assert cached.ids == uncached.ids and len(cached.ids) == 40
     assert len(set(cached.ids)) > 3  # not a degenerate repeat: the cache is really exercised
 
 
 def test_the_cache_changes_the_next_token_distribution(backend: OnnxBackend) -> None:
     """A model that ignored its past would pass the test above trivially."""
-    decoder = backend.decoder
+    decoder = backend._loop()
     prompt = backend.template.encode([Message("user", "Hello")], None)
     _, cache = decoder.step(prompt, None, 0)
     with_past, _ = decoder.step([5], cache, len(prompt))
     without, _ = decoder.step([5], None, 0)
     assert abs(with_past[-1] - without[-1]).max() > 1e-3
+
+
+@pytest.mark.parametrize("engine", ["loop", "genai"])
+def test_both_engines_generate_the_same_greedy_tokens(tiny: Path, engine: str) -> None:
+    """onnxruntime-genai's generator (the default when installed) and our loop agree."""
+    if engine == "genai":
+        pytest.importorskip("onnxruntime_genai", reason="the genai engine")
+    params = OnnxParams(model=str(tiny), threads=1, engine=engine, warmup=0)
+    built = OnnxBackend(params, BuildContext("tiny", tiny.parent))
+    text = built.chat(ask("What is the capital of France?", max_tokens=24)).text
+    reference = OnnxBackend(
+        OnnxParams(model=str(tiny), threads=1, engine="loop", warmup=0),
+        BuildContext("tiny", tiny.parent),
+    )
+    assert text == reference.chat(ask("What is the capital of France?", max_tokens=24)).text
+    assert built.info()["engine"] == engine
 
 
 def test_greedy_is_deterministic_and_seeded_sampling_repeats_per_seed(
@@ -184,3 +201,24 @@ def test_a_bad_model_folder_stops_the_run_before_it_starts(
         not (tmp_path / "run" / "samples.jsonl").exists()
         or not (tmp_path / "run" / "samples.jsonl").read_text()
     )
+
+
+def test_constrained_schemas_close_objects_as_llama_cpp_does() -> None:
+    from harness_plugins.onnx._backend import closed
+
+    tool = {
+        "type": "object",
+        "properties": {
+            "properties": {"type": "object", "properties": {"a": {"type": "string"}}},
+            "choice": {"enum": [{"properties": {}}]},
+        },
+    }
+    out = closed(tool)
+    assert out["additionalProperties"] is False
+    assert out["properties"]["properties"]["additionalProperties"] is False
+    assert "additionalProperties" not in out["properties"]  # a parameter map, not a schema
+    assert out["properties"]["choice"] == {"enum": [{"properties": {}}]}  # values untouched
+    assert closed({"type": "object", "additionalProperties": True}) == {
+        "type": "object",
+        "additionalProperties": True,
+    }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,14 @@ class DeviceBackend(Backend):
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         with self._lock:
-            response, peak = self._worker.ask(request)
-        return _with_peak(response, peak)
+            reply, peak = self._worker.ask(request, f"answering sample {request.sample_id!r}")
+        return _with_peak(reply["response"], peak)
+
+    def logprobs(self, text: str) -> tuple[list[int], Any]:
+        """The wrapped backend's ``logprobs`` (when it has the capability), in the worker."""
+        with self._lock:
+            reply, _ = self._worker.ask(("logprobs", text), "scoring a text")
+        return reply["ids"], reply["rows"]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -104,10 +109,10 @@ class Worker:
         reply, self.load_peak_mb = self._watched("loading the model")
         return reply["info"], frozenset(reply["capabilities"])
 
-    def ask(self, request: ChatRequest) -> tuple[ChatResponse, float]:
-        self._pipe.send(request)
-        reply, peak = self._watched(f"answering sample {request.sample_id!r}")
-        return reply["response"], peak
+    def ask(self, message: Any, doing: str) -> tuple[dict[str, Any], float]:
+        """Send a request (or ``("logprobs", text)``); the reply and the worker's peak MiB."""
+        self._pipe.send(message)
+        return self._watched(doing)
 
     def _watched(self, doing: str) -> tuple[dict[str, Any], float]:
         """Wait for the worker's reply, reading its memory; over the cap, stop the run."""
@@ -180,11 +185,17 @@ def serve(pipe: Any, spec: dict[str, Any], where: tuple[str, int | None, str]) -
             request = pipe.recv()
         except EOFError:
             return
-        started = time.perf_counter()
         try:
-            response = backend.chat(request)
+            reply = _answer(backend, request)
         except Exception as exc:
             pipe.send({"error": f"{type(exc).__name__}: {exc}"})
             continue
-        seconds = time.perf_counter() - started
-        pipe.send({"response": response, "peak_rss_mb": peak_rss_mb(), "s": seconds})
+        pipe.send(reply | {"peak_rss_mb": peak_rss_mb()})
+
+
+def _answer(backend: Any, message: Any) -> dict[str, Any]:
+    """A chat request's response, or a text's token ids and log-probability rows."""
+    if isinstance(message, tuple) and message[0] == "logprobs":
+        ids, rows = backend.logprobs(message[1])
+        return {"ids": ids, "rows": rows}
+    return {"response": backend.chat(message)}

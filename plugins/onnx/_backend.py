@@ -57,13 +57,18 @@ class OnnxBackend(Backend):
         started = time.perf_counter()
         self.tokenizer = load_tokenizer(self.model)
         self.session = make_session(self.model, self.threads, params.spinning, params.provider)
-        self.decoder = KVDecoder(self.session)
-        self.load_s = time.perf_counter() - started
+        self.decoder: KVDecoder | None = KVDecoder(self.session)
         settings = self.model.settings()
         self.template = ChatTemplate(settings, self.tokenizer)
         self.max_positions = int(settings.get("max_position_embeddings") or 1 << 30)
         self.capabilities = frozenset({"native_tools", "streaming", "logprobs"} | _constrained())
+        self.engine = _engine(params.engine)
         self._genai: Any = None
+        if self.engine == "genai":
+            self._genai_model()
+        if self.engine == "genai":  # one copy of the weights in memory: ours comes back lazily
+            self.session = self.decoder = None
+        self.load_s = time.perf_counter() - started
         self.warmup_s = self._warm_up(params.warmup)
 
     def _warm_up(self, count: int) -> float:
@@ -91,7 +96,7 @@ class OnnxBackend(Backend):
         with self._lock:
             ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
             self._check_context(len(ids), 0)
-            logits = self.decoder.logits(ids)[:-1].astype(np.float64)
+            logits = self._loop().logits(ids)[:-1].astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         return ids, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
@@ -101,6 +106,7 @@ class OnnxBackend(Backend):
         return {
             "runtime": "onnxruntime",
             "runtime_version": onnxruntime.__version__,
+            "engine": self.engine,
             "model_path": str(self.model.model_file),
             "model_format": self.model.model_file.suffix.lstrip("."),
             "model_sha256": file_sha256(self.model.model_file),
@@ -132,11 +138,37 @@ class OnnxBackend(Backend):
         prompt = self.template.encode(messages, tools)
         self._check_context(len(prompt), settings["max_tokens"])
         cpu0 = time.process_time()
-        pick = sampler(
-            settings["temperature"], settings["top_p"], settings["top_k"], self._seed(request)
-        )
-        out = self.decoder.generate(prompt, settings["max_tokens"], pick, self.template.stop_ids)
+        out = self._tokens(prompt, settings | {"seed": self._seed(request)})
         return self._generation(prompt, out.ids, out, cpu0)
+
+    def _tokens(
+        self, prompt: list[int], settings: dict[str, Any], schema: str | None = None
+    ) -> Any:
+        """Generate with the engine (onnxruntime-genai, or our loop); a schema needs genai."""
+        stops, max_new = self.template.stop_ids, settings["max_tokens"]
+        if self.engine == "genai" or schema is not None:
+            from ._genai import generate
+
+            return generate(self._genai_model(), prompt, max_new, stops, settings, schema)
+        temperature, top_p, top_k = settings["temperature"], settings["top_p"], settings["top_k"]
+        pick = sampler(temperature, top_p, top_k, settings["seed"])
+        return self._loop().generate(prompt, max_new, pick, stops)
+
+    def _loop(self) -> KVDecoder:
+        """Our KV-cache loop over an ONNX Runtime session (made on first use with genai)."""
+        if self.decoder is None:
+            params = self.params
+            self.session = make_session(self.model, self.threads, params.spinning, params.provider)
+            self.decoder = KVDecoder(self.session)
+        return self.decoder
+
+    def _genai_model(self) -> Any:
+        if self._genai is None:
+            from ._genai import GenaiModel
+
+            stops, n_ctx = self.template.stop_ids, self.params.n_ctx
+            self._genai = GenaiModel(self.model, self._loop(), self.threads, n_ctx, stops)
+        return self._genai
 
     def _generation(self, prompt: list[int], ids: list[int], out: Any, cpu0: float) -> Generation:
         return Generation(
@@ -209,7 +241,7 @@ class OnnxBackend(Backend):
                 "pip install onnxruntime-genai (part of the onnx extra)"
             )
         max_calls = request.params.extra.get("max_calls", self.params.max_calls)
-        schema = tools_lib.calls_schema(tools, request.tool_choice, max_calls)
+        schema = closed(tools_lib.calls_schema(tools, request.tool_choice, max_calls))
         schema["x-guidance"] = {"whitespace_flexible": False}  # compact JSON: no endless blanks
         messages = tools_lib.tool_messages(request.messages, tools, None)
         gen = self._guided(messages, request, json.dumps(schema))
@@ -217,23 +249,34 @@ class OnnxBackend(Backend):
         return gen.response(tool_calls=calls, extra={"tool_call_error": error} if error else {})
 
     def _guided(self, messages: list[Message], request: ChatRequest, schema: str) -> Generation:
-        from ._genai import guided_generate
-
-        if self._genai is None:
-            from ._genai import GenaiModel
-
-            stops = self.template.stop_ids
-            self._genai = GenaiModel(
-                self.model, self.decoder, self.threads, self.params.n_ctx, stops
-            )
-        settings = self._settings(request)
+        settings = self._settings(request) | {"temperature": 0.0, "seed": 0}  # greedy, forced
         prompt = self.template.encode(messages, None)
         self._check_context(len(prompt), settings["max_tokens"])
         cpu0 = time.process_time()
-        out = guided_generate(
-            self._genai, prompt, settings["max_tokens"], schema, self.template.stop_ids
-        )
+        out = self._tokens(prompt, settings, schema)
         return self._generation(prompt, out.ids, out, cpu0)
+
+
+def closed(schema: Any) -> Any:
+    """``schema`` with every object that lists its properties closed to others, as llama.cpp's
+    grammar converter reads a schema (JSON Schema itself allows extra keys by default, and a
+    small model then fills arguments with invented ones)."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _closed_value(key, value) for key, value in schema.items()}
+    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def _closed_value(key: str, value: Any) -> Any:
+    if key in ("const", "enum", "default", "examples"):  # values, not schemas
+        return value
+    if key == "properties" and isinstance(value, dict):  # names -> schemas
+        return {name: closed(sub) for name, sub in value.items()}
+    return closed(value)
 
 
 def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +286,14 @@ def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
         "type": "function",
         "function": {**body, "parameters": tools_lib.parameters_schema(tool)},
     }
+
+
+def _engine(asked: str) -> str:
+    """``auto``: onnxruntime-genai's generator when installed (its loop binds the cache in
+    place: 10-20 % faster than ours), else our loop."""
+    if asked != "auto":
+        return asked
+    return "genai" if _constrained() else "loop"
 
 
 def _constrained() -> set[str]:

@@ -35,6 +35,7 @@ class GenaiModel:
         config = genai_config(model, decoder, threads, n_ctx, stops)
         (root / "genai_config.json").write_text(json.dumps(config), encoding="utf-8")
         self.model = og.Model(str(root))
+        self.vocab = int(decoder.vocab)
 
 
 def genai_config(
@@ -75,19 +76,27 @@ def genai_config(
                 },
             },
         },
-        "search": {"do_sample": False, "num_beams": 1, "max_length": n_ctx, "top_k": 1},
+        "search": {"do_sample": False, "num_beams": 1, "max_length": n_ctx},
     }
 
 
-def guided_generate(
-    genai: GenaiModel, prompt: list[int], max_new: int, schema: str, stop: set[int]
+def generate(
+    genai: GenaiModel,
+    prompt: list[int],
+    max_new: int,
+    stop: set[int],
+    sampling: dict[str, Any],
+    schema: str | None = None,
 ) -> Tokens:
-    """Greedy tokens that keep the answer inside ``schema`` (a JSON Schema, as text)."""
+    """Tokens after ``prompt`` from onnxruntime-genai's generator: greedy at temperature 0,
+    else seeded sampling; with ``schema`` (a JSON Schema, as text) every token that would
+    leave it is masked."""
     import onnxruntime_genai as og
 
     params = og.GeneratorParams(genai.model)
-    params.set_search_options(max_length=len(prompt) + max_new, do_sample=False)
-    params.set_guidance("json_schema", schema)
+    params.set_search_options(**search_options(len(prompt) + max_new, sampling, genai.vocab))
+    if schema is not None:
+        params.set_guidance("json_schema", schema)
     generator = og.Generator(genai.model, params)
     started, first, out = time.perf_counter(), None, []
     generator.append_tokens(prompt)
@@ -101,3 +110,17 @@ def guided_generate(
             break
         out.append(token)
     return Tokens(out, finish, started, first, time.perf_counter())
+
+
+def search_options(max_length: int, sampling: dict[str, Any], vocab: int) -> dict[str, Any]:
+    """onnxruntime-genai's search options for our sampling settings (top-k 0: no cut-off)."""
+    if sampling["temperature"] <= 0:
+        return {"max_length": max_length, "do_sample": False}
+    options = {
+        "max_length": max_length,
+        "do_sample": True,
+        "temperature": sampling["temperature"],
+        "top_p": sampling["top_p"],
+        "random_seed": sampling["seed"],
+    }
+    return options | {"top_k": sampling["top_k"] or vocab}
