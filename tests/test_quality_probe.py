@@ -79,6 +79,13 @@ def test_ladder_variants_are_scored_and_compared(
     page = (tmp_path / "run" / "report.html").read_text()
     section = page[page.index("Quality against cost") :]
     assert all(f"<td>{name}</td>" in section for name in ladder)
+    plotted = section.index("<svg") < section.index("<table") if "<svg" in section else False
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "pip install -e .[plots]" in section
+    else:
+        assert plotted  # the scatter plots come before the table
 
 
 def test_a_backend_that_cannot_score_text_is_told_how(tmp_path: Path, write_manifest) -> None:

@@ -15,6 +15,9 @@ from harness import Table
 COSTS = (("TTFT s", "ttft_s", "median"), ("decode tok/s", "decode_tok_s", "median"))
 COSTS += (("peak RSS MB", "peak_rss_mb", "median"),)
 QUALITY = (("KL", "kl", "value"), ("top-1", "top1", "value"), ("ppl", "ppl", "median"))
+#: Plotted against each other: every cost (x) against each quality measure that has values (y).
+X_AXES = ("size MB", "load s", "TTFT s", "decode tok/s", "peak RSS MB")
+NO_PLOTS = "<p>Plots need matplotlib: <code>pip install -e .[plots]</code>.</p>"
 
 
 def sections(run: RunView) -> list[ReportSection]:
@@ -22,7 +25,8 @@ def sections(run: RunView) -> list[ReportSection]:
     if len(backends) < 2 or not _has_probe_or_timings(run):
         return []
     table = ladder_table(run, backends)
-    return [ReportSection("Quality against cost", table.to_html(number="{:.4g}"), order=20)]
+    html = (ladder_plots(table) or NO_PLOTS) + table.to_html(number="{:.4g}")
+    return [ReportSection("Quality against cost", html, order=20)]
 
 
 def _has_probe_or_timings(run: RunView) -> bool:
@@ -63,3 +67,51 @@ def _stat(run: RunView, backend: str, metric: str, stat: str, task: str | None =
             value = r[stat]
             return None if value is None or math.isnan(value) else value
     return None
+
+
+def ladder_plots(table: Table) -> str | None:
+    """Scatter plots, one per cost, of each quality measure (top-1 agreement, then every
+    accuracy column), as inline SVG; None without matplotlib or nothing to plot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    ys = [c for c in table.columns if c == "top-1" or c.endswith("accuracy")]
+    ys = [y for y in ys if len(_points(table, X_AXES[0], y)) >= 2]
+    if not ys:
+        return None
+    fig, axes = plt.subplots(len(ys), len(X_AXES), figsize=(3 * len(X_AXES), 2.6 * len(ys)))
+    for row, y in enumerate(ys):
+        for col, x in enumerate(X_AXES):
+            ax = axes[row][col] if len(ys) > 1 else axes[col]
+            _scatter(ax, _points(table, x, y), x, y)
+    fig.tight_layout()
+    return _svg(fig, plt)
+
+
+def _points(table: Table, x: str, y: str) -> list[tuple[str, float, float]]:
+    """(backend, x, y) of the rows that have both values."""
+    xi, yi = table.columns.index(x), table.columns.index(y)
+    return [(r[0], r[xi], r[yi]) for r in table.rows if r[xi] is not None and r[yi] is not None]
+
+
+def _scatter(ax: Any, points: list[tuple[str, float, float]], x: str, y: str) -> None:
+    ax.scatter([p[1] for p in points], [p[2] for p in points], s=18)
+    for name, px, py in points:
+        ax.annotate(name, (px, py), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(x, fontsize=8)
+    ax.set_ylabel(y, fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _svg(fig: Any, plt: Any) -> str:
+    import io
+
+    out = io.StringIO()
+    fig.savefig(out, format="svg")
+    plt.close(fig)
+    text = out.getvalue()
+    return text[text.index("<svg") :]
