@@ -47,6 +47,12 @@ class DeviceBackend(Backend):
             reply, peak = self._worker.ask(request, f"answering sample {request.sample_id!r}")
         return _with_peak(reply["response"], peak)
 
+    def tokenize(self, text: str) -> list[int]:
+        """The wrapped backend's token ids of ``text``, from the worker."""
+        with self._lock:
+            reply, _ = self._worker.ask(("tokenize", text), "tokenizing a text")
+        return list(reply["ids"])
+
     def logprobs(self, text: str) -> tuple[list[int], Any]:
         """The wrapped backend's ``logprobs`` (when it has the capability), in the worker."""
         with self._lock:
@@ -198,4 +204,6 @@ def _answer(backend: Any, message: Any) -> dict[str, Any]:
     if isinstance(message, tuple) and message[0] == "logprobs":
         ids, rows = backend.logprobs(message[1])
         return {"ids": ids, "rows": rows}
+    if isinstance(message, tuple) and message[0] == "tokenize":
+        return {"ids": backend.tokenize(message[1])}
     return {"response": backend.chat(message)}

@@ -128,6 +128,10 @@ class LlamaCppBackend(common.EngineBackend):
             tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
             return self._generate(tokens, [], request, {}, started).response()
 
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of raw ``text`` (no BOS, special tokens read as text)."""
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def logprobs(self, text: str) -> tuple[list[int], Any]:
         """Teacher forcing over raw ``text`` (no template): its token ids and, for every token
         after the first, the log-probabilities over the vocabulary that predicted it. A second
@@ -135,7 +139,7 @@ class LlamaCppBackend(common.EngineBackend):
         import numpy as np
 
         with self._lock:
-            ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            ids = self.tokenize(text)
             scorer = self._scorer(len(ids))
             scorer.reset()
             scorer.eval(ids)

@@ -88,13 +88,17 @@ class OnnxBackend(Backend):
                 return self._native(request, tools)
             return self._generate(list(request.messages), request).response()
 
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of raw ``text`` (no template, no special tokens added)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
     def logprobs(self, text: str) -> tuple[list[int], Any]:
         """Teacher forcing over raw ``text`` (no template): its token ids and, for every token
         after the first, the log-probabilities over the vocabulary that predicted it."""
         import numpy as np
 
         with self._lock:
-            ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            ids = self.tokenize(text)
             self._check_context(len(ids), 0)
             logits = self._loop().logits(ids)[:-1].astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
