@@ -30,7 +30,7 @@ def register_tasks(register: Register) -> None:
 
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("logit_stats", "harness_plugins.quality._probe:LogitStats")
+    register("logit_stats", "harness_plugins.quality._probe:LogitStats", params=LogitStatsParams)
 
 
 @hookimpl
@@ -57,3 +57,7 @@ class LogitProbeParams(Params):
         schema={"required": ["type"]},
     )
     limit: int | None = param(None, minimum=1, description="Probe only the first N paragraphs.")
+
+
+class LogitStatsParams(Params):
+    """The logit probe's per-paragraph NLL, perplexity, KL and top-1 agreement as scores."""
