@@ -12,10 +12,12 @@ from typing import Any
 
 from harness_plugins.shared import tool_calls as tools_lib
 from harness_plugins.shared.generation import Generation  # noqa: F401 (the engines use it)
+from harness_plugins.shared.generation import seed  # noqa: F401 (used as common.seed)
 from harness_plugins.shared.memory import peak_rss_mb
 from harness_plugins.shared.models import ResolvedModel
 from harness_plugins.shared.models import resolve_model
 from harness_plugins.shared.tool_calls import message_dict  # noqa: F401 (used as common.message_dict)
+from harness_plugins.shared.tool_calls import openai_tool  # noqa: F401 (used as common.openai_tool)
 from harness_plugins.shared.tool_calls import tool_messages  # noqa: F401
 
 from harness import Backend
@@ -91,14 +93,6 @@ class EngineBackend(Backend):
         }
 
 
-def seed(params: LlamaCppParams, context: BuildContext, request: ChatRequest | None) -> int:
-    """The request's seed, else the backend's, else the run's, else 0."""
-    for value in (request.params.seed if request else None, params.seed, context.seed):
-        if value is not None:
-            return int(value)
-    return 0
-
-
 def sampling(params: LlamaCppParams, request: ChatRequest | None) -> dict[str, Any]:
     """llama.cpp sampling settings: the request's, else the backend's parameters."""
     gp = request.params if request else None
@@ -137,13 +131,6 @@ def _grammar_arguments(tool: dict[str, Any], ok: Any) -> dict[str, Any]:
         if ok(schema):
             return schema
     return {"type": "object"}
-
-
-def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A tool as an OpenAI function tool whose parameters are a normalised JSON Schema."""
-    body = tools_lib.tool_function(tool)
-    params = tools_lib.parameters_schema(tool)
-    return {"type": "function", "function": {**body, "parameters": params}}
 
 
 def call_arguments(raw: str | dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness_plugins.shared import tool_calls as tools_lib
 from harness_plugins.shared.generation import Generation
+from harness_plugins.shared.generation import seed
 from harness_plugins.shared.memory import peak_rss_mb
 from harness_plugins.shared.models import file_sha256
 
@@ -204,14 +205,7 @@ class OnnxBackend(Backend):
         }
 
     def _seed(self, request: ChatRequest | None) -> int:
-        for value in (
-            request.params.seed if request else None,
-            self.params.seed,
-            self.context.seed,
-        ):
-            if value is not None:
-                return int(value)
-        return 0
+        return seed(self.params, self.context, request)
 
     def _check_context(self, prompt_tokens: int, max_tokens: int) -> None:
         """Refuse what would overflow ``n_ctx`` or the model's positions (a crash inside ONNX
@@ -228,7 +222,7 @@ class OnnxBackend(Backend):
 
     def _native(self, request: ChatRequest, tools: list[dict[str, Any]]) -> ChatResponse:
         if self.template.renders_tools:
-            openai_tools = [openai_tool(t) for t in tools]
+            openai_tools = [tools_lib.openai_tool(t) for t in tools]
             gen = self._generate(list(request.messages), request, tools=openai_tools)
             return gen.response(tool_calls=tools_lib.parse_tagged_calls(gen.text))
         messages = tools_lib.tool_messages(request.messages, tools, None)
@@ -281,15 +275,6 @@ def _closed_value(key: str, value: Any) -> Any:
     if key == "properties" and isinstance(value, dict):  # names -> schemas
         return {name: closed(sub) for name, sub in value.items()}
     return closed(value)
-
-
-def openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A tool as an OpenAI function tool whose parameters are a normalised JSON Schema."""
-    body = tools_lib.tool_function(tool)
-    return {
-        "type": "function",
-        "function": {**body, "parameters": tools_lib.parameters_schema(tool)},
-    }
 
 
 def _engine(asked: str) -> str:

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness import BuildContext
+from harness import ChatRequest
 from harness import ChatResponse
+
+
+def seed(params: Any, context: BuildContext, request: ChatRequest | None) -> int:
+    """The request's seed, else the backend's ``seed`` parameter, else the run's, else 0."""
+    for value in (request.params.seed if request else None, params.seed, context.seed):
+        if value is not None:
+            return int(value)
+    return 0
 
 
 @dataclass

@@ -242,6 +242,12 @@ def parse_tagged_calls(text: str) -> tuple[ToolCall, ...] | None:
     return tuple(calls) or None
 
 
+def openai_tool(tool: JSON) -> JSON:
+    """A tool as an OpenAI function tool whose parameters are a normalised JSON Schema."""
+    body = tool_function(tool)
+    return {"type": "function", "function": {**body, "parameters": parameters_schema(tool)}}
+
+
 # --- messages for chat templates ---------------------------------------------------------------
 
 
