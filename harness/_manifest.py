@@ -28,6 +28,7 @@ from harness._plugins import PluginHost
 from harness._plugins import UnknownPlugin
 from harness._schema import MANIFEST_KINDS
 from harness._schema import SECTIONS
+from harness._schema import Params
 from harness._schema import core_schema
 from harness._schema import resolve_params
 from harness._schema import schema_problems
@@ -284,6 +285,8 @@ def load_manifest(
         found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
         entries[kind] = found
         problems += entry_problems
+    if not problems:
+        problems += capability_problems(entries["backend"], entries["task"], host, base_dir)
     if problems:
         raise ManifestError([f"{label}: {p}" for p in problems])
     run = RunOptions(**expanded.get("run", {}))
@@ -330,6 +333,30 @@ def _check_entries(
             raw[section][index] = written
             entries.append(Entry(kind, entry_id, item["type"], params, written))
     return tuple(entries), problems
+
+
+def capability_problems(
+    backends: Sequence[Entry], tasks: Sequence[Entry], host: PluginHost, base_dir: Path
+) -> list[str]:
+    """One line per (task, backend) pair where the task needs a capability the backend's
+    parameters say it will not have (``Params.requirements`` against ``Params.capabilities``)."""
+    offers = {e.id: _params(host, e).capabilities() for e in backends}
+    problems = []
+    for index, task in enumerate(tasks):
+        needs = _params(host, task).requirements(base_dir)
+        for backend in backends:
+            has = offers[backend.id]
+            for capability in [] if has is None else sorted(set(needs) - has):
+                problems.append(
+                    f"tasks[{index}] ({task.id}): backend {backend.id!r} ({backend.type}) has no "
+                    f"{capability!r} capability, which {needs[capability]}"
+                )
+    return problems
+
+
+def _params(host: PluginHost, entry: Entry) -> Any:
+    params_class = host.component(entry.kind, entry.type).params_class
+    return params_class.from_mapping(entry.params) if params_class else Params()
 
 
 def _redact_secrets(item: dict[str, Any], schema: dict[str, Any], where: str) -> dict[str, Any]:

@@ -152,6 +152,16 @@ class Task(Part):
         column names, so differently prompted runs never share a column)."""
         return {}
 
+    def aggregate(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Aggregates this task computes itself, for metrics that are not a mean of
+        per-sample numbers (a corpus BLEU, a perplexity, an lm-eval task's own aggregation
+        and standard errors). ``records`` are one backend's records of this task, read from
+        ``samples.jsonl`` only if the method iterates them. Return rows of ``level``
+        (``task``, ``subtask`` or ``group``), ``subtask`` (``""`` at task level), ``metric``,
+        ``value``, ``stderr`` and ``n``; each replaces the core's row with the same level,
+        subtask and metric, or is added. None, the default: the core's means stand."""
+        return None
+
     def request(self, sample: Sample) -> ChatRequest:
         return ChatRequest(
             messages=sample.messages, tools=sample.tools, task=self.context.id, sample_id=sample.id

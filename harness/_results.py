@@ -237,6 +237,33 @@ def _group_row(
     return row
 
 
+def merge_task_rows(
+    rows: list[JSON], backend: str, task: str, own: Iterable[JSON], counts: dict[Key, list[int]]
+) -> list[JSON]:
+    """``rows`` with a task's own aggregates (``Task.aggregate``) for one backend in place of
+    the core's rows of the same level, subtask and metric; the others are added, with the
+    sample counts of their key (a group's: its own ``n``)."""
+    index = {(r["backend"], r["task"], r["level"], r["subtask"], r["metric"]): r for r in rows}
+    for item in own:
+        level, subtask = str(item["level"]), str(item.get("subtask") or "")
+        n = int(item.get("n") or 0)
+        count = counts.get((backend, task, "" if level == "task" else subtask), [n, 0, 0])
+        row = _row((backend, task, subtask), str(item["metric"]), count)
+        row.update(level=level, value=_float(item.get("value")), n=n)
+        row["stderr"] = _float(item.get("stderr"))
+        index[(backend, task, level, subtask, row["metric"])] = row
+    order = {"task": 0, "subtask": 1, "group": 2}
+    return sorted(
+        index.values(),
+        key=lambda r: (r["task"], r["backend"], order[r["level"]], r["subtask"], r["metric"]),
+    )
+
+
+def _float(value: Any) -> float:
+    """A number, or NaN for anything else (lm-eval writes ``"N/A"`` for a missing stderr)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else NAN
+
+
 def error_count(rows: Sequence[JSON]) -> int:
     """Samples that could not be scored, counted once per (backend, task)."""
     seen: dict[tuple[str, str], int] = {}
@@ -264,6 +291,27 @@ def aggregate_rows(samples_path: Path, groups: dict[str, list[JSON]] | None = No
 def aggregate_run(run_dir: Path) -> list[JSON]:
     """The aggregate rows of a run directory, with the groups its tasks declared."""
     return aggregate_rows(Path(run_dir) / SAMPLES, read_groups(run_dir))
+
+
+def written_rows(run_dir: Path) -> list[JSON] | None:
+    """The rows of the run's ``summary.csv`` when it is newer than ``samples.jsonl`` (it then
+    holds what the run computed, tasks' own aggregates included); else None."""
+    summary, samples = Path(run_dir) / SUMMARY, Path(run_dir) / SAMPLES
+    if not summary.exists() or not samples.exists():
+        return None
+    if summary.stat().st_mtime_ns < samples.stat().st_mtime_ns:
+        return None
+    with summary.open(encoding="utf-8", newline="") as handle:
+        return [_typed(row) for row in csv.DictReader(handle)]
+
+
+def _typed(row: dict[str, str]) -> JSON:
+    out: JSON = dict(row)
+    for column in ("value", "stderr", "median", "p10", "p90"):
+        out[column] = float(row[column]) if row[column] else NAN
+    for column in ("n", "n_errors", "n_samples", "n_retries"):
+        out[column] = int(row[column] or 0)
+    return out
 
 
 def to_frame(rows: Sequence[JSON]) -> Any:
@@ -410,7 +458,7 @@ class RunView:
         """Read a run directory (``samples.jsonl`` once)."""
         run_dir = Path(run_dir)
         tally = Tally().add_all(iter_records(run_dir / SAMPLES))
-        rows = tally.rows(read_groups(run_dir))
+        rows = written_rows(run_dir) or tally.rows(read_groups(run_dir))
         return cls(run_dir, cls.read_manifest(run_dir), rows, tally.failures)
 
     @property

@@ -9,6 +9,7 @@ an interrupted run resumes by skipping the keys already there.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from dataclasses import field
@@ -40,6 +41,7 @@ from harness._report import write_report
 from harness._results import MANIFEST
 from harness._results import RunView
 from harness._results import Tally
+from harness._results import merge_task_rows
 from harness._results import write_results
 from harness._store import SAMPLES
 from harness._store import Key
@@ -50,6 +52,8 @@ from harness._store import finished_keys
 from harness._store import iter_records
 from harness._store import record_key
 from harness._store import write_atomic
+
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,7 @@ class Run:
             "configs": {e.id: e.raw for e in m.tasks},
             "backends": {e.id: e.raw for e in m.backends},
             "metrics": {e.id: e.raw for e in m.metrics},
+            "task_info": {tid: _without_files(d) for tid, d in doc["data"].items()},
             "versions": {
                 "harness": doc["environment"]["harness"],
                 "plugins": doc["plugins"],
@@ -273,7 +278,7 @@ class Run:
             progress.close()
             if status != "finished":
                 self._end(info, status, None, len(done), error)
-        rows = self.tally.rows(_declared_groups(info.manifest))
+        rows = self._own_aggregates(self.tally.rows(_declared_groups(info.manifest)), parts)
         results = write_results(self.run_dir, self.results_context(info.manifest), rows)
         manifest = RunView.read_manifest(self.run_dir)
         view = RunView(self.run_dir, manifest, rows, self.tally.failures, self.tally.labels)
@@ -290,6 +295,27 @@ class Run:
             self.hook_errors,
             rows,
         )
+
+    def _own_aggregates(self, rows: list[dict[str, Any]], parts: dict[str, Any]) -> list[Any]:
+        """Rows that tasks compute themselves (``Task.aggregate``) in place of the core's.
+        A task whose aggregation fails keeps the core's means; the failure is reported."""
+        for task_id, task in parts["tasks"].items():
+            for backend_id in parts["backends"]:
+                records = (
+                    r
+                    for r in iter_records(self.run_dir / SAMPLES)
+                    if r["task"] == task_id and r["backend"] == backend_id
+                )
+                try:
+                    own = task.aggregate(records)
+                except Exception as exc:
+                    message = f"task {task_id!r}: aggregate() failed: {type(exc).__name__}: {exc}"
+                    log.warning("%s; its scores are the core's means", message)
+                    self.hook_errors.append(message)
+                    continue
+                if own:
+                    rows = merge_task_rows(rows, backend_id, task_id, own, self.tally.counts)
+        return rows
 
     def _end(
         self,
@@ -359,6 +385,11 @@ class Run:
 def _declared_groups(doc: dict[str, Any]) -> dict[str, Any]:
     """The groups each task declared in its provenance (as ``read_groups`` finds them)."""
     return {task: info["groups"] for task, info in doc["data"].items() if info.get("groups")}
+
+
+def _without_files(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A task's provenance less its file list and hashes (``versions.data`` has the digest)."""
+    return {k: v for k, v in provenance.items() if k not in ("files", "sha256")}
 
 
 def _task_provenance(task: Task) -> dict[str, Any]:

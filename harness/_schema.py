@@ -350,6 +350,19 @@ class Params(Mapping[str, Any]):
         the manifest's folder."""
         return []
 
+    def capabilities(self) -> frozenset[str] | None:
+        """A backend's: the ``capabilities`` the built backend will have, when known without
+        building it (an engine choice, a flag), so validation can refuse a task the backend
+        cannot serve before any model loads. None, the default, means not known: nothing is
+        refused."""
+        return None
+
+    def requirements(self, base_dir: Path) -> dict[str, str]:
+        """A task's: the backend capabilities it needs, each with why in a few words and the
+        fix (``{"loglikelihood": "task x scores choices by log-likelihood; use ..."}``).
+        Validation checks them against every backend's :meth:`capabilities`, exit 2."""
+        return {}
+
     def __getitem__(self, key: str) -> Any:
         if key not in self._names():
             raise KeyError(key)

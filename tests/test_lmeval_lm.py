@@ -73,7 +73,7 @@ def test_a_backend_without_log_probabilities_is_named(tmp_path: Path) -> None:
     replay = tmp_path / "replay.jsonl"
     replay.write_text('{"sample_id": "x", "output": "y"}\n')
     lm = HarnessLM({"type": "replay", "path": str(replay)})
-    with pytest.raises(ValueError, match=r"gives no log-probabilities.*llama-cpp-python"):
+    with pytest.raises(ValueError, match=r"gives no log-likelihoods.*llama-cpp-python"):
         lm.loglikelihood([request("Q:", " A")])
 
 

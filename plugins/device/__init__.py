@@ -70,6 +70,18 @@ class DeviceParams(Params):
                 base[name] = getattr(self, name)
         return base
 
+    def capabilities(self) -> frozenset[str] | None:
+        """The wrapped backend's, as its own parameters say."""
+        from harness import PluginHost
+
+        spec = {k: v for k, v in self.backend.items() if k not in ("type", "id")}
+        try:
+            component = PluginHost.current().component("backend", str(self.backend["type"]))
+        except Exception:  # an unknown type is reported by the wrapped entry's own check
+            return None
+        params_class = component.params_class
+        return params_class.from_mapping(spec).capabilities() if params_class else None
+
     def preflight(self, base_dir: Path) -> list[str]:
         """A known profile, and weights that fit the memory cap."""
         if self.profile is not None and self.profile not in PROFILES:

@@ -47,6 +47,19 @@ class DeviceBackend(Backend):
             reply, peak = self._worker.ask(request, f"answering sample {request.sample_id!r}")
         return _with_peak(reply["response"], peak)
 
+    def complete(self, prompt: str, request: ChatRequest) -> ChatResponse:
+        """The wrapped backend's raw text completion, in the worker."""
+        with self._lock:
+            reply, peak = self._worker.ask(("complete", prompt, request), "completing a text")
+        return _with_peak(reply["response"], peak)
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, bool]:
+        """The wrapped backend's ``loglikelihood``, in the worker (only two numbers cross)."""
+        with self._lock:
+            message = ("loglikelihood", context, continuation)
+            reply, _ = self._worker.ask(message, "scoring a continuation")
+        return float(reply["loglikelihood"]), bool(reply["greedy"])
+
     def tokenize(self, text: str) -> list[int]:
         """The wrapped backend's token ids of ``text``, from the worker."""
         with self._lock:
@@ -116,7 +129,8 @@ class Worker:
         return reply["info"], frozenset(reply["capabilities"])
 
     def ask(self, message: Any, doing: str) -> tuple[dict[str, Any], float]:
-        """Send a request (or ``("logprobs", text)``); the reply and the worker's peak MiB."""
+        """Send a request (or ``(verb, *args)``: complete, loglikelihood, logprobs, tokenize);
+        the reply and the worker's peak MiB."""
         self._pipe.send(message)
         return self._watched(doing)
 
@@ -200,7 +214,12 @@ def serve(pipe: Any, spec: dict[str, Any], where: tuple[str, int | None, str]) -
 
 
 def _answer(backend: Any, message: Any) -> dict[str, Any]:
-    """A chat request's response, or a text's token ids and log-probability rows."""
+    """A chat request's response, or what a ``(verb, *args)`` message asks for."""
+    if isinstance(message, tuple) and message[0] == "complete":
+        return {"response": backend.complete(message[1], message[2])}
+    if isinstance(message, tuple) and message[0] == "loglikelihood":
+        total, greedy = backend.loglikelihood(message[1], message[2])
+        return {"loglikelihood": total, "greedy": greedy}
     if isinstance(message, tuple) and message[0] == "logprobs":
         ids, rows = backend.logprobs(message[1])
         return {"ids": ids, "rows": rows}

@@ -18,6 +18,10 @@ from harness import Register
 from harness import hookimpl
 from harness import param
 
+#: What both engines do; llama-cpp-python also scores texts (``SCORING``), xllamacpp cannot.
+ENGINE_CAPABILITIES = frozenset({"native_tools", "constrained", "streaming", "complete"})
+SCORING = frozenset({"logprobs", "loglikelihood"})
+
 
 @hookimpl
 def register_backends(register: Register) -> None:
@@ -92,6 +96,13 @@ class LlamaCppParams(Params):
         description="Constrained mode, templates without tools: the system text that "
         "lists the tools; {functions} is replaced by one JSON line per tool.",
     )
+
+    def capabilities(self) -> frozenset[str]:
+        """Known from the engine: only llama-cpp-python gives log-probabilities."""
+        from ._engines import resolve
+
+        scoring = resolve(self.engine) == "llama-cpp-python"
+        return ENGINE_CAPABILITIES | SCORING if scoring else ENGINE_CAPABILITIES
 
     def preflight(self, base_dir: Path) -> list[str]:
         """The model file or card exists (its hash is checked when the run loads it)."""

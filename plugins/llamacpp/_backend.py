@@ -32,6 +32,7 @@ import json
 import time
 from typing import Any
 
+from harness_plugins.shared import scoring
 from harness_plugins.shared import tool_calls as tools_lib
 
 from harness import BuildContext
@@ -41,6 +42,8 @@ from harness import InputError
 from harness import Message
 from harness import ToolCall
 
+from . import ENGINE_CAPABILITIES
+from . import SCORING
 from . import LlamaCppParams
 from . import _common as common
 from ._common import WARMUP_MESSAGES
@@ -68,7 +71,7 @@ FALLBACK_NATIVE = "chatml-function-calling"
 class LlamaCppBackend(common.EngineBackend):
     """One llama.cpp context; requests are served one at a time (a lock guards it)."""
 
-    capabilities = common.EngineBackend.capabilities | {"logprobs"}
+    capabilities = ENGINE_CAPABILITIES | SCORING
 
     def __init__(self, params: LlamaCppParams, context: BuildContext) -> None:
         super().__init__(params, context)
@@ -146,6 +149,11 @@ class LlamaCppBackend(common.EngineBackend):
             logits = np.array(scorer.scores[: len(ids) - 1], dtype=np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         return ids, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, bool]:
+        """The continuation's log-probability after the context, and whether it is greedy
+        (harness_plugins.shared.scoring's rule, lm-eval's)."""
+        return scoring.loglikelihood(self, context, continuation)
 
     def _scorer(self, tokens: int) -> Any:
         import llama_cpp

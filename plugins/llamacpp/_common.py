@@ -26,6 +26,7 @@ from harness import ChatRequest
 from harness import ChatResponse
 from harness import Message
 
+from . import ENGINE_CAPABILITIES
 from . import LlamaCppParams
 
 WARMUP_MESSAGES = (Message(role="user", content="Say hello."),)
@@ -37,7 +38,7 @@ class EngineBackend(Backend):
     """What both engines' backends are: one model, one request at a time (a lock guards the
     context), the model resolved from a card or a path and its hash checked."""
 
-    capabilities = frozenset({"native_tools", "constrained", "streaming", "complete"})
+    capabilities = ENGINE_CAPABILITIES
     max_concurrency = 1
     params: LlamaCppParams
     load_s = warmup_s = 0.0

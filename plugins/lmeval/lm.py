@@ -2,17 +2,8 @@
 
 ``HarnessLM({"type": "llamacpp", "model": "smollm2-135m-instruct"})`` builds the backend as a
 manifest entry would be built (same parameters, same validation) and answers lm-eval's three
-request types:
-
-- ``generate_until``: the context as raw text through ``Backend.complete`` when the backend
-  has it (lm-eval's prompt is already formatted), else as one user message through
-  ``Backend.chat``; lm-eval's ``until`` strings are stop strings and the answer is cut at the
-  first one; ``max_gen_toks`` and ``temperature`` are passed on;
-- ``loglikelihood``: the continuation's summed log-probability after the context, and whether
-  it is the greedy continuation, from the backend's ``logprobs`` (teacher forcing over context
-  + continuation, the continuation's tokens being those after the context's own tokens, as
-  lm-eval's own models split them);
-- ``loglikelihood_rolling``: the whole text's summed log-probability (all tokens but the first).
+request types as :mod:`harness_plugins.lmeval._requests` says (the ``lmeval`` task answers
+them the same way, so both directions give the same scores).
 
 From lm-eval's command line the model is ``harness`` with the backend's parameters as
 ``--model_args type=llamacpp,model=smollm2-135m-instruct`` (``harness lm-eval`` registers it
@@ -28,9 +19,8 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from harness import BuildContext
-from harness import ChatRequest
-from harness import GenerationParams
-from harness import Message
+
+from ._requests import answer
 
 
 @register_model("harness")
@@ -60,71 +50,13 @@ class HarnessLM(LM):
         ``additional_config``, do not apply: requests are answered one at a time)."""
         return cls(dict(arg_dict))
 
-    # --- generation -------------------------------------------------------------------------
-
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        return [self._generate(*request.args) for request in requests]
-
-    def _generate(self, context: str, kwargs: dict[str, Any]) -> str:
-        until = [u for u in _as_list(kwargs.get("until")) if u]
-        params = GenerationParams(
-            max_tokens=kwargs.get("max_gen_toks"),
-            temperature=float(kwargs.get("temperature", 0.0) or 0.0),
-            stop=tuple(until),
-        )
-        if "complete" in getattr(self.backend, "capabilities", ()):
-            response = self.backend.complete(context, ChatRequest(messages=(), params=params))
-        else:
-            request = ChatRequest(messages=(Message("user", context),), params=params)
-            response = self.backend.chat(request)
-        return _cut(response.text or "", until)
-
-    # --- log-likelihoods --------------------------------------------------------------------
+        return [str(answer(self.backend, "generate_until", r.args)[0]) for r in requests]
 
     def loglikelihood(
         self, requests: list[Any], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
-        return [self._continuation(*request.args) for request in requests]
-
-    def _continuation(self, context: str, continuation: str) -> tuple[float, bool]:
-        self._need_logprobs()
-        ids, rows = self.backend.logprobs(context + continuation)
-        start = len(self.backend.tokenize(context))
-        if start < 1 or start >= len(ids):
-            raise ValueError(
-                f"cannot score {continuation!r} after {context[-40:]!r}: the context must be "
-                "at least one token and the continuation add at least one"
-            )
-        picked = [float(rows[i - 1][ids[i]]) for i in range(start, len(ids))]
-        greedy = all(int(rows[i - 1].argmax()) == ids[i] for i in range(start, len(ids)))
-        return sum(picked), greedy
+        return [answer(self.backend, "loglikelihood", r.args)[0] for r in requests]
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
-        self._need_logprobs()
-        out = []
-        for request in requests:
-            ids, rows = self.backend.logprobs(request.args[0])
-            out.append(float(sum(rows[i - 1][ids[i]] for i in range(1, len(ids)))))
-        return out
-
-    def _need_logprobs(self) -> None:
-        if "logprobs" not in getattr(self.backend, "capabilities", ()):
-            raise ValueError(
-                f"backend {type(self.backend).__name__} gives no log-probabilities, which "
-                "loglikelihood tasks need; use onnx, or llamacpp with engine: llama-cpp-python"
-            )
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _cut(text: str, until: list[str]) -> str:
-    """The text up to the first stop string (lm-eval's ``until`` semantics)."""
-    for stop in until:
-        index = text.find(stop)
-        if index != -1:
-            text = text[:index]
-    return text
+        return [answer(self.backend, "loglikelihood_rolling", r.args)[0] for r in requests]

@@ -66,6 +66,17 @@ class OnnxParams(Params):
         "genai (onnxruntime-genai), or auto: loop, and genai for constrained mode.",
     )
 
+    def capabilities(self) -> frozenset[str]:
+        """Scoring always; constrained calls when onnxruntime-genai (its grammar engine) is
+        installed."""
+        import importlib.util
+
+        genai = importlib.util.find_spec("onnxruntime_genai") is not None
+        return frozenset(
+            {"native_tools", "streaming", "logprobs", "loglikelihood"}
+            | ({"constrained"} if genai else set())
+        )
+
     def preflight(self, base_dir: Path) -> list[str]:
         """The folder (or variant), its model file and its tokenizer exist."""
         from ._model import locate

@@ -15,12 +15,14 @@ Tool-call modes:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import threading
 import time
 from typing import Any
 
+from harness_plugins.shared import scoring
 from harness_plugins.shared import tool_calls as tools_lib
 from harness_plugins.shared.generation import Generation
 from harness_plugins.shared.generation import seed
@@ -62,7 +64,7 @@ class OnnxBackend(Backend):
         settings = self.model.settings()
         self.template = ChatTemplate(settings, self.tokenizer)
         self.max_positions = int(settings.get("max_position_embeddings") or 1 << 30)
-        self.capabilities = frozenset({"native_tools", "streaming", "logprobs"} | _constrained())
+        self.capabilities = params.capabilities()
         self.engine = _engine(params.engine)
         self._genai: Any = None
         if self.engine == "genai":
@@ -104,6 +106,11 @@ class OnnxBackend(Backend):
             logits = self._loop().logits(ids)[:-1].astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         return ids, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, bool]:
+        """The continuation's log-probability after the context, and whether it is greedy
+        (harness_plugins.shared.scoring's rule, lm-eval's)."""
+        return scoring.loglikelihood(self, context, continuation)
 
     def info(self) -> dict[str, Any]:
         import onnxruntime
@@ -282,11 +289,4 @@ def _engine(asked: str) -> str:
     place: 10-20 % faster than ours), else our loop."""
     if asked != "auto":
         return asked
-    return "genai" if _constrained() else "loop"
-
-
-def _constrained() -> set[str]:
-    """``{"constrained"}`` when onnxruntime-genai (its grammar engine) is installed."""
-    import importlib.util
-
-    return {"constrained"} if importlib.util.find_spec("onnxruntime_genai") else set()
+    return "genai" if importlib.util.find_spec("onnxruntime_genai") else "loop"
