@@ -280,3 +280,76 @@ def test_bfcl_runs_inside_lm_eval_scored_by_the_bfcl_task_s_own_checker(tmp_path
         assert metric.score(sample, outcome).values["accuracy"] == item["accuracy"]
     mean = sum(item["accuracy"] for item in logged) / 3
     assert out["results"]["bfcl_three"]["accuracy,none"] == pytest.approx(mean)
+
+
+class PromptLogprobServer:
+    """A loopback ``/v1/completions`` that answers ``echo`` + ``logprobs`` from a real model
+    (the tiny ONNX one: byte-level, so token i is character i and its offset is i)."""
+
+    def __init__(self, backend: Any) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler
+        from http.server import ThreadingHTTPServer
+
+        model = backend
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.path == "/v1/completions" and body["echo"] and body["max_tokens"] == 0
+                ids, rows = model.logprobs(body["prompt"])
+                tokens = [body["prompt"][i] for i in range(len(ids))]
+                logprobs = {
+                    "tokens": tokens,
+                    "text_offset": list(range(len(ids))),
+                    "token_logprobs": [None]
+                    + [float(rows[i - 1][ids[i]]) for i in range(1, len(ids))],
+                    "top_logprobs": [None]
+                    + [{"x": float(rows[i - 1].max())} for i in range(1, len(ids))],
+                }
+                data = json.dumps({"choices": [{"text": body["prompt"], "logprobs": logprobs}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_openai_with_logprobs_scores_continuations_as_the_model_behind_it(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra: pip install -e .[onnx]")
+    pytest.importorskip("onnx", reason="builds the tiny test model: pip install onnx")
+    from harness_plugins.onnx._tiny import make_tiny_model_folder
+
+    from harness import BuildContext
+
+    context = BuildContext("t", tmp_path)
+    tiny = make_tiny_model_folder(tmp_path / "tiny")
+    local = context.build("backend", {"type": "onnx", "model": str(tiny), "warmup": 0})
+    server = PromptLogprobServer(local)
+    remote = context.build(
+        "backend",
+        {
+            "type": "openai",
+            "base_url": server.url,
+            "model": "tiny",
+            "logprobs": True,
+            "cache": "off",
+        },
+    )
+    try:
+        for pair in [("Q: capital of France?\nA: ", "Paris"), ("", "Hello world")]:
+            assert remote.loglikelihood(*pair)[0] == pytest.approx(local.loglikelihood(*pair)[0])
+            assert remote.loglikelihood(*pair)[1] == local.loglikelihood(*pair)[1]
+    finally:
+        remote.close()
+        local.close()
+        server.httpd.shutdown()
+    plain = context.build("backend", {"type": "openai", "base_url": server.url, "model": "t"})
+    assert "loglikelihood" not in plain.capabilities
+    plain.close()

@@ -77,6 +77,12 @@ class OpenAIParams(Params):
         description="A response body larger than this (MiB) is refused and retried: bodies "
         "are read incrementally, so a broken server cannot exhaust memory.",
     )
+    logprobs: bool = param(
+        False,
+        description="The server returns prompt log-probabilities on /completions (echo with "
+        "logprobs and max_tokens 0, as vLLM does): the backend then scores continuations "
+        "(lm-eval's loglikelihood requests).",
+    )
     stream: Operational[bool] = param(
         False,
         description="Ask for server-sent events to measure time to first token "
@@ -110,6 +116,14 @@ class OpenAIParams(Params):
         description="More fields merged into every request body (server-specific, "
         "e.g. presence_penalty).",
     )
+
+    def capabilities(self) -> frozenset[str]:
+        """Native tools always; streaming and log-likelihoods when asked for."""
+        return frozenset(
+            {"native_tools"}
+            | ({"streaming"} if self.stream else set())
+            | ({"loglikelihood"} if self.logprobs else set())
+        )
 
 
 @hookimpl

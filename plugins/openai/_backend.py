@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import email.utils
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from harness_plugins.shared import scoring
 from harness_plugins.shared.cache import ResponseCache
 from harness_plugins.shared.cache import cache_key
 from harness_plugins.shared.cache import default_cache_path
@@ -92,8 +94,8 @@ class OpenAIBackend(Backend):
         self.timeout_s = float(params.timeout_s)
         self.max_retries = params.max_retries
         self.stream = params.stream
-        if self.stream:
-            self.capabilities = self.capabilities | {"streaming"}
+        self.capabilities = params.capabilities()
+        self.completions_url = self.url.removesuffix("/chat/completions") + "/completions"
         cache = params.cache  # YAML 1.1 reads an unquoted on/off as a boolean
         self.cache_mode = ("on" if cache else "off") if isinstance(cache, bool) else cache
         self.cache_path = Path(params.cache_path or default_cache_path())
@@ -123,6 +125,26 @@ class OpenAIBackend(Backend):
             stored = {k: v for k, v in response.extra.items() if k != "retries"}
             self._cache.put(key, replace(response, extra=stored))
         return response
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, bool]:
+        """The continuation's log-probability from the server's prompt log-probabilities
+        (``/completions`` with ``echo``, ``logprobs: 1``, ``max_tokens: 0``): the tokens whose
+        ``text_offset`` falls after the context (the rule of harness_plugins.shared.scoring);
+        greedy when each is its position's top token."""
+        if "loglikelihood" not in self.capabilities:
+            raise ValueError("set logprobs: true on a server that returns prompt logprobs")
+        context, continuation = scoring.split_spaces(context, continuation)
+        body = {
+            "model": self.model,
+            "prompt": context + continuation,
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": 1,
+            "temperature": 0,
+        }
+        with self._slots:
+            data = self._submit(body, self.completions_url).extra["raw"]
+        return prompt_loglikelihood(data, len(context))
 
     def info(self) -> dict[str, Any]:
         return {
@@ -212,10 +234,11 @@ class OpenAIBackend(Backend):
         wait = max(float(self.params.backoff_max_s), self._retry_after_cap())
         return (self.timeout_s + wait) * (self.max_retries + 1) + 10
 
-    def _submit(self, body: dict[str, Any]) -> ChatResponse:
+    def _submit(self, body: dict[str, Any], url: str | None = None) -> ChatResponse:
+        """``url`` other than the chat endpoint: the JSON comes back as ``extra["raw"]``."""
         attempts = _Attempts()
         try:
-            future = self._on_loop(self._with_retries(body, attempts))
+            future = self._on_loop(self._with_retries(body, attempts, url))
         except RuntimeError:  # the loop was closed under us (the run is stopping)
             raise OpenAIAPIError("the openai backend was closed before the request") from None
         self._pending.add(future)
@@ -236,13 +259,15 @@ class OpenAIBackend(Backend):
 
     # --- retries ----------------------------------------------------------------------------
 
-    async def _with_retries(self, body: dict[str, Any], attempts: _Attempts) -> ChatResponse:
+    async def _with_retries(
+        self, body: dict[str, Any], attempts: _Attempts, url: str | None = None
+    ) -> ChatResponse:
         """Attempts until one succeeds or the retries run out. ``total_s`` covers them all
         (backoff included); ``attempt_s`` and ``ttft_s`` are those of the successful one."""
         started = time.perf_counter()
         while True:
             try:
-                response = await self._attempt(body, attempts)
+                response = await self._attempt(body, attempts, url)
                 timing = {**response.timing, "total_s": round(time.perf_counter() - started, 6)}
                 return replace(response, timing=timing)
             except _Retryable as exc:
@@ -276,10 +301,15 @@ class OpenAIBackend(Backend):
     def _retry_after_cap(self) -> float:
         return float(self.params.retry_after_max_s)
 
-    async def _attempt(self, body: dict[str, Any], attempts: _Attempts) -> ChatResponse:
+    async def _attempt(
+        self, body: dict[str, Any], attempts: _Attempts, url: str | None = None
+    ) -> ChatResponse:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):
+                if url is not None:
+                    raw = await self._post(body, attempts, url)
+                    return ChatResponse(text=None, extra={"raw": raw})
                 if self.stream:
                     data, ttft = await self._post_stream(body, started, attempts)
                 else:
@@ -305,11 +335,13 @@ class OpenAIBackend(Backend):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _post(self, body: dict[str, Any], attempts: _Attempts) -> dict[str, Any]:
-        async with self._client.post(self.url, json=body) as response:
+    async def _post(
+        self, body: dict[str, Any], attempts: _Attempts, url: str | None = None
+    ) -> dict[str, Any]:
+        async with self._client.post(url or self.url, json=body) as response:
             content = await self._read(response)
         self._check_status(response, content, attempts)
-        return self._parse_json(content, response.status)
+        return self._parse_json(content, response.status, chat=url is None)
 
     async def _post_stream(
         self, body: dict[str, Any], started: float, attempts: _Attempts
@@ -366,14 +398,14 @@ class OpenAIBackend(Backend):
             status=status,
         )
 
-    def _parse_json(self, content: bytes, status: int) -> dict[str, Any]:
+    def _parse_json(self, content: bytes, status: int, chat: bool = True) -> dict[str, Any]:
         try:
             data = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(
                 f"malformed JSON in the HTTP {status} answer ({len(content)} bytes)"
             ) from None
-        problem = _shape_problem(data)
+        problem = _shape_problem(data) if chat else None
         if problem:
             raise _Retryable(f"unexpected answer from the server: {self._scrub(problem)}")
         return data
@@ -386,6 +418,34 @@ class OpenAIBackend(Backend):
 
 
 # --- pure helpers -----------------------------------------------------------------------------
+
+
+def prompt_loglikelihood(data: Any, context_chars: int) -> tuple[float, bool]:
+    """Sum the prompt tokens that start at or after ``context_chars`` (all scored tokens when
+    the context is empty) from an OpenAI legacy ``logprobs`` object; greedy when each token's
+    log-probability is its position's best."""
+    try:
+        logprobs = data["choices"][0]["logprobs"]
+        rows = zip(
+            logprobs["token_logprobs"],
+            logprobs["text_offset"],
+            logprobs.get("top_logprobs") or [None] * len(logprobs["token_logprobs"]),
+            strict=True,
+        )
+        picked = [
+            (float(lp), top)
+            for lp, offset, top in rows
+            if lp is not None and (offset >= context_chars or context_chars == 0)
+        ]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise OpenAIAPIError(
+            f"no prompt log-probabilities in the server's answer ({type(exc).__name__}: {exc}); "
+            "does it support echo with logprobs on /completions? (else set logprobs: false)"
+        ) from None
+    if not picked:
+        raise OpenAIAPIError("the server scored no token of the continuation")
+    greedy = all(not top or lp >= max(top.values()) - 1e-6 for lp, top in picked)
+    return math.fsum(lp for lp, _ in picked), greedy
 
 
 def _endpoint(base_url: str) -> str:
