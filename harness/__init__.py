@@ -12,6 +12,11 @@ results back. Modules whose names start with ``_`` are private.
 """
 
 from harness import _compat
+from harness._agents import Agent
+from harness._agents import Environment
+from harness._agents import Episode
+from harness._agents import StepResult
+from harness._agents import Trajectory
 from harness._errors import HarnessError
 from harness._errors import InputError
 from harness._errors import ManifestError
@@ -82,6 +87,7 @@ API_GROUPS: dict[str, list[str]] = {
         "read_jsonl",
         "parse_json",
     ],
+    "Agents and environments": ["Environment", "StepResult", "Agent", "Episode", "Trajectory"],
     "Records that cross plugin boundaries": [
         "Message",
         "ToolCall",
@@ -106,6 +112,7 @@ API_GROUPS: dict[str, list[str]] = {
 }
 
 __all__ = [
+    "Agent",
     "Backend",
     "BuildContext",
     "ChatRequest",
@@ -113,6 +120,8 @@ __all__ = [
     "DecodeError",
     "Decoder",
     "Entry",
+    "Environment",
+    "Episode",
     "GenerationParams",
     "HarnessError",
     "InputError",
@@ -136,10 +145,12 @@ __all__ = [
     "SampleFinished",
     "SampleRecord",
     "Score",
+    "StepResult",
     "StopRun",
     "Table",
     "Task",
     "ToolCall",
+    "Trajectory",
     "hookimpl",
     "load_manifest",
     "load_results",

@@ -201,7 +201,9 @@ def validate(manifest: Path, sets: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.option(
     "--kind",
-    type=click.Choice(["backend", "task", "metric", "decoder", "hooks", "broken"]),
+    type=click.Choice(
+        ["backend", "task", "metric", "decoder", "environment", "agent", "hooks", "broken"]
+    ),
     help="Only rows of this kind: parts, plugins' other hooks, or plugins that failed to load.",
 )
 def plugins(as_json: bool, kind: str | None) -> None:

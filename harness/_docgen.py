@@ -77,6 +77,24 @@ def schema_markdown(schema: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: Kinds a manifest names inside an entry (an ``agent`` task's ``environment`` and ``agent``).
+NESTED = {"environment": "environment", "agent": "agent"}
+
+
+def nested_markdown(catalog: Any) -> str:
+    """Parameters of the parts a task entry names inside itself (environments, agents)."""
+    from harness._schema import entry_schema
+
+    lines = []
+    for kind, key in NESTED.items():
+        lines += [f"## `{key}` (inside an `agent` task)", ""]
+        for name in catalog.names(kind):
+            entry = entry_schema(catalog.get(kind, name))
+            lines += [f"### {kind} `{name}`", "", " ".join(entry.get("description", "").split())]
+            lines += ["", *_rows(entry, skip=("type", "id")), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def builtin_reference() -> str:
     """The reference for the built-in plugins only (what ``docs/manifest-reference.md`` holds)."""
     from harness._plugins import PluginHost
@@ -84,7 +102,7 @@ def builtin_reference() -> str:
 
     host = PluginHost()
     host.load_entrypoints(packages={"harness"})
-    return schema_markdown(composed_schema(host.catalog))
+    return schema_markdown(composed_schema(host.catalog)) + "\n" + nested_markdown(host.catalog)
 
 
 # --- docs/api.md -----------------------------------------------------------------------------

@@ -80,6 +80,23 @@ def register_decoders(register: Register) -> None:
 
 
 @hookspec
+def register_environments(register: Register) -> None:
+    """Register agent environments: worlds an agent acts in over many steps.
+
+    ``factory`` builds an :class:`~harness.Environment` (its episodes, tools, ``reset`` and
+    ``step``); an ``agent`` task names one under ``environment:``.
+    """
+
+
+@hookspec
+def register_agents(register: Register) -> None:
+    """Register agent strategies: how a backend is driven through an episode (act, react...).
+
+    ``factory`` builds an :class:`~harness.Agent`; an ``agent`` task names one under ``agent:``.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``harness`` command line (``cli.command()``, ``cli.add_command``)."""
 

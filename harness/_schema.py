@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from harness._plugins import Catalog
     from harness._plugins import Component
 
-KINDS = ("backend", "task", "metric", "decoder")
+KINDS = ("backend", "task", "metric", "decoder", "environment", "agent")
 MANIFEST_KINDS = ("backend", "task", "metric")  # the kinds a manifest lists as entries
 
 SECTIONS = {"backend": "backends", "task": "tasks", "metric": "metrics"}
