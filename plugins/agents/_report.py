@@ -15,7 +15,10 @@ SHOWN = 200
 
 
 def sections(run: RunView) -> list[ReportSection]:
-    episodes = [r for r in run.records() if isinstance(r.get("trajectory"), list)]
+    tasks = run.entry_ids("task", "agent")
+    if not tasks:
+        return []
+    episodes = [r for r in run.records() if r["task"] in tasks and "trajectory" in r]
     if not episodes:
         return []
     parts = [_episode(r) for r in episodes[:SHOWN]]

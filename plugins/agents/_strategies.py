@@ -11,6 +11,7 @@ thought in words before each action; ``plan_act`` writes a plan first.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from harness import Agent
@@ -37,7 +38,7 @@ SYSTEM = (
     "changed nothing. The episode ends when the goal is reached."
 )
 PROMPT_FORMAT = (
-    "Answer only with the function call, in the format [func_name(param=value, ...)]. "
+    "Answer only with the function calls, in the format [func_name(param=value, ...)]. "
     "Here are the functions in JSON format:\n{functions}"
 )
 FORMAT_ERROR = (
@@ -60,14 +61,15 @@ class Act(Agent):
     def run(self, episode: Episode, backend: Backend) -> Trajectory:
         environment = episode.environment
         tools = environment.tools()
-        messages = [
-            Message("system", self.system_prompt(tools)),
-            Message("user", f"Goal: {episode.goal}\n\nObservation: {episode.observation}"),
-        ]
+        messages = [Message("system", self.system_prompt(tools)), _opening(episode)]
         trajectory = Trajectory()
         self.prepare(episode, backend, messages, trajectory)
         progress = 0.0
+        ends_at = time.monotonic() + (episode.deadline_s or float("inf"))
         for number in range(episode.max_steps):
+            if number and time.monotonic() >= ends_at:
+                trajectory.ended_by = "deadline"
+                break
             record: dict[str, Any] = {"step": number, "prompt": messages[-1].content}
             self.before_action(episode, backend, messages, trajectory, record)
             tools = environment.tools()  # an environment may add functions at a later turn
@@ -88,7 +90,10 @@ class Act(Agent):
             if result.done:
                 trajectory.ended_by = "success" if result.success else "done"
                 break
-            messages.append(Message("user", f"Observation: {record['observation']}"))
+            if result.error == "format" and self.params.on_format_error == "stop":
+                trajectory.ended_by = "format_error"
+                break
+            messages.append(Message("user", f"Observation:\n{record['observation']}"))
         return trajectory
 
     def _turn(
@@ -98,6 +103,10 @@ class Act(Agent):
         try:
             calls = self.decoder.decode(response.text, response.tool_calls)
         except DecodeError as exc:
+            if self.params.on_format_error == "answer":  # words, not calls: BFCL's turn end
+                record.update(actions=[], observation=None, progress=progress, valid=True)
+                record.update(done=True, unread=str(exc))
+                return None
             note = FORMAT_ERROR.format(detail=exc)
             record.update(actions=None, parse_error=str(exc), observation=note)
             record.update(progress=progress, valid=False, error="format", done=False)
@@ -133,6 +142,7 @@ class Act(Agent):
         errors = [r.error for r in results if r.error]
         record.update(
             actions=[c.to_dict() for c in calls],
+            results=[_result_record(r) for r in results],
             observation="\n".join(notes),
             progress=max(progress, *(r.progress for r in results)),
             valid=all(r.valid for r in results) and len(calls) <= cap,
@@ -246,7 +256,25 @@ class PlanAct(Act):
         messages.append(Message("user", "Now act: call one function."))
 
 
+def _opening(episode: Episode) -> Message:
+    """The first user turn: the goal, and the first observation when there is one."""
+    if not episode.observation:
+        return Message("user", episode.goal)
+    return Message("user", f"Goal: {episode.goal}\n\nObservation:\n{episode.observation}")
+
+
 def _said(response: ChatResponse) -> str:
-    if response.tool_calls:
-        return json.dumps([c.to_dict() for c in response.tool_calls], ensure_ascii=False)
-    return response.text or ""
+    """The assistant turn as the model sees it again: its text, else its calls as JSON."""
+    if response.text:
+        return response.text
+    return json.dumps([c.to_dict() for c in response.tool_calls or ()], ensure_ascii=False)
+
+
+def _result_record(result: StepResult) -> dict[str, Any]:
+    """One action's result as plain data (the environment's ``info`` included)."""
+    return {
+        "observation": result.observation,
+        "valid": result.valid,
+        "error": result.error,
+        **result.info,
+    }

@@ -79,16 +79,8 @@ class AgentTask(Task):
 
     def play(self, sample: Sample, backend: Any) -> Outcome:
         environment = self.environment.fork()
-        observation, goal = environment.reset(sample.id, self.context.seed)
-        episode = Episode(
-            environment,
-            goal,
-            observation,
-            self.params.max_steps,
-            self.context.id,
-            sample.id,
-            self.context.seed,
-        )
+        steps, seed = self.params.max_steps, self.context.seed
+        episode = Episode.begin(environment, sample.id, steps, self.context.id, seed)
         trajectory = self.agent.run(episode, backend)
         return _outcome(sample, trajectory)
 

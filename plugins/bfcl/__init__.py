@@ -1,12 +1,14 @@
 """Hooks and parameters of the BFCL plugin: task ``bfcl`` and metric ``bfcl_ast`` (built from
-:mod:`harness_plugins.bfcl._task`, imported lazily), and the report's "Failures by error type"
-section."""
+:mod:`harness_plugins.bfcl._task`, imported lazily), the multi-turn environment and metric
+``bfcl_multi_turn`` (:mod:`harness_plugins.bfcl._mt_env`, for the ``agent`` task), and the
+report's "Failures by error type" section."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 from typing import Literal
+from typing import get_args
 
 from harness import Outcome
 from harness import Params
@@ -33,6 +35,18 @@ def report_sections(run: RunView) -> list[ReportSection]:
 @hookimpl
 def register_metrics(register: Register) -> None:
     register("bfcl_ast", "harness_plugins.bfcl._task:BFCLAst", params=BFCLAstParams)
+    register(
+        "bfcl_multi_turn",
+        "harness_plugins.bfcl._mt_env:BFCLMultiTurnMetric",
+        params=BFCLMultiTurnMetricParams,
+    )
+
+
+@hookimpl
+def register_environments(register: Register) -> None:
+    register(
+        "bfcl_multi_turn", "harness_plugins.bfcl._mt_env:BFCLMultiTurn", params=BFCLMultiTurnParams
+    )
 
 
 #: Categories whose answers are checked against ground truth (python AST categories).
@@ -50,6 +64,13 @@ AstCategory = Literal[
 RelevanceCategory = Literal["irrelevance", "live_irrelevance", "live_relevance"]
 Category = Literal[AstCategory, RelevanceCategory]
 Mode = Literal["prompt", "native", "constrained"]
+#: BFCL's multi-turn categories (played as conversations by the ``agent`` task).
+MultiTurnCategory = Literal[
+    "multi_turn_base",
+    "multi_turn_miss_func",
+    "multi_turn_miss_param",
+    "multi_turn_long_context",
+]
 
 
 class BFCLTaskParams(Params):
@@ -88,6 +109,31 @@ class BFCLAstParams(Params):
         description="Parallel-call matching. 'optimal' is not BFCL's rule and is "
         "reported as accuracy_optimal, never as accuracy.",
     )
+
+
+class BFCLMultiTurnParams(Params):
+    """BFCL's multi-turn entries as conversations for the ``agent`` task: each call runs on
+    BFCL's own API classes, an answer in words ends a turn, BFCL's checker gives success."""
+
+    categories: list[MultiTurnCategory] = param(
+        list(get_args(MultiTurnCategory)),
+        description="BFCL multi-turn categories to play (each one is the episodes' split).",
+        schema={"minItems": 1, "uniqueItems": True},
+    )
+    limit: int | None = param(
+        None, minimum=1, description="Play only the first N entries of each category."
+    )
+    mode: Mode = param(
+        "prompt",
+        description="The agent's mode. prompt: at a miss_func held-out turn the new functions' "
+        "docs are written into the user message, as BFCL's prompting handlers do (harmless in "
+        "the other modes); native/constrained: only BFCL's stock message, the functions "
+        "arrive as tools.",
+    )
+
+
+class BFCLMultiTurnMetricParams(Params):
+    """BFCL's multi-turn verdict per episode: accuracy 1 or 0, with BFCL's error_type."""
 
 
 # --- what other plugins may use (SpecTool builds probes from BFCL and reuses its checker) -------

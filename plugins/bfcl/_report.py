@@ -31,7 +31,9 @@ def error_type_table(counts: Counter[tuple[str, str, str]]) -> Table:
 
 def sections(run: RunView) -> list[ReportSection]:
     labelled = [run.entry_ids("task", t) for t in ("bfcl", "apigen")]
-    labelled += [run.entry_ids("metric", m) for m in ("bfcl_ast", "apigen_match")]
+    labelled += [
+        run.entry_ids("metric", m) for m in ("bfcl_ast", "apigen_match", "bfcl_multi_turn")
+    ]
     if run.manifest.get("manifest") and not any(labelled):  # no part labels error types
         return []
     counts = run.label_counts("error_type")

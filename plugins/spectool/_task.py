@@ -9,12 +9,15 @@ running anything). Valid calls run in the sandbox (:mod:`harness_plugins.shared.
 subprocess with a timeout, resource limits and no network. The episode's trajectory goes to
 ``outcome.fields["trajectory"]`` for the ``spectool`` metric; metric ``spectool_success``
 says whether every expected call ran and the model finished.
+
+The loop is the agent protocol's: each probe is a :class:`ProbeEnvironment` played by the
+``act`` strategy (harness_plugins.agents), whose per-turn trajectory becomes SpecTool's
+per-call steps (:func:`legacy_steps`); without feedback a format error ends the episode.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,14 +28,14 @@ from harness_plugins.shared.sandbox import run_call
 from harness_plugins.shared.toolsets import TOOLSETS
 
 from harness import BuildContext
-from harness import ChatRequest
-from harness import DecodeError
-from harness import GenerationParams
+from harness import Environment
+from harness import Episode
 from harness import Message
 from harness import Metric
 from harness import Outcome
 from harness import Sample
 from harness import Score
+from harness import StepResult
 from harness import Task
 from harness import ToolCall
 
@@ -60,10 +63,6 @@ SYSTEM = (
     "see their results. When the request is fully handled, call finish(answer=...) with your "
     "final answer."
 )
-PROMPT_FORMAT = (
-    "Answer only with the function calls, in the format [func_name(param=value, ...)]. "
-    "Here are the functions in JSON format:\n{functions}"
-)
 
 
 class SpecToolTask(Task):
@@ -75,6 +74,18 @@ class SpecToolTask(Task):
         self.mode = params.mode
         default = "python_calls" if self.mode == "prompt" else "openai_tool_calls"
         self.decoder = context.build("decoder", params.decoder or default)
+        self.agent = context.build(
+            "agent",
+            {
+                "type": "act",
+                "mode": self.mode,
+                "decoder": params.decoder or default,
+                "max_tokens": params.max_tokens,
+                "max_calls_per_step": params.max_calls_per_step,
+                "on_format_error": "tell" if params.feedback else "stop",
+                "system": SYSTEM,
+            },
+        )
 
     def probes(self) -> list[Probe]:
         p = self.params
@@ -115,133 +126,82 @@ class SpecToolTask(Task):
         return [Path(path)] if path else []
 
     def play(self, sample: Sample, backend: Any) -> Outcome:
-        return Episode(self, sample, backend).run()
-
-
-class Episode:
-    """One probe played to the end: model step, validation, sandboxed execution, observation."""
-
-    def __init__(self, task: SpecToolTask, sample: Sample, backend: Any) -> None:
-        self.task, self.sample, self.backend = task, sample, backend
-        self.params: SpecToolTaskParams = task.params
-        self.specs = {t["function"]["name"]: t["function"] for t in sample.tools or ()}
-        self.messages = list(sample.messages)
-        if task.mode == "prompt":
-            listing = json.dumps(list(self.specs.values()), indent=2)
-            self.messages[0] = Message(
-                "system", SYSTEM + "\n\n" + PROMPT_FORMAT.format(functions=listing)
-            )
-        self.steps: list[dict[str, Any]] = []
-        self.responses: list[Any] = []
-        self.answer: str | None = None
-
-    def run(self) -> Outcome:
-        ends_at = time.monotonic() + self.params.deadline_s
-        deadline = False
-        for _ in range(self.params.max_steps):
-            if self.step():
-                break
-            if time.monotonic() >= ends_at:
-                deadline = True
-                break
+        """The probe as an episode of the ``act`` strategy (the agent protocol's loop)."""
+        environment = ProbeEnvironment(self, sample)
+        p, seed = self.params, self.context.seed
+        episode = Episode.begin(
+            environment, sample.id, p.max_steps, self.context.id, seed, p.deadline_s
+        )
+        trajectory = self.agent.run(episode, backend)
+        steps = legacy_steps(trajectory.steps, self.params.max_calls_per_step)
+        answer = environment.answer if environment.answer is not None else trajectory.answer
         executed = [
             ToolCall(c["name"], c["arguments"])
-            for s in self.steps
+            for s in steps
             if s["executed"]
             for c in s["calls"] or ()
         ]
         fields = {
-            "trajectory": self.steps,
-            "mode": self.task.mode,
-            "finished": self.answer is not None,
+            "trajectory": steps,
+            "mode": self.mode,
+            "finished": answer is not None,
             "feedback": self.params.feedback,
-            "subtask": self.sample.metadata["category"],
-            "deadline": deadline,
+            "subtask": sample.metadata["category"],
+            "deadline": trajectory.ended_by == "deadline",
         }
-        output = (
-            self.answer
-            if self.answer is not None
-            else (self.responses[-1].text if self.responses else None)
-        )
+        last = trajectory.responses[-1].text if trajectory.responses else None
         return Outcome(
-            output=output, calls=tuple(executed), responses=tuple(self.responses), fields=fields
+            output=answer if answer is not None else last,
+            calls=tuple(executed),
+            responses=tuple(trajectory.responses),
+            fields=fields,
         )
 
-    def step(self) -> bool:
-        """One model turn; True when the episode is over."""
-        request = ChatRequest(
-            messages=tuple(self.messages),
-            tools=None if self.task.mode == "prompt" else self.sample.tools,
-            tool_choice=None if self.task.mode == "prompt" else "auto",
-            params=GenerationParams(
-                max_tokens=self.params.max_tokens,
-                temperature=0.0,
-                seed=self.task.context.seed,
-                extra={"max_calls": self.params.max_calls_per_step},
-            ),
-            task=self.task.context.id,
-            sample_id=self.sample.id,
-            mode=self.task.mode,
-        )
-        response = self.backend.chat(request)
-        self.responses.append(response)
-        said = response.text or json.dumps([c.to_dict() for c in response.tool_calls or ()])
-        self.messages.append(Message("assistant", said))
-        try:
-            calls = self.task.decoder.decode(response.text, response.tool_calls)
-        except DecodeError as exc:
-            return self._format_error(str(exc))
-        if not calls:  # an answer without any call is a step too (IAC when calls were due)
-            self.answer = response.text or ""
-            self.steps.append({"calls": [], "executed": False, "observation": "final answer"})
-            return True
-        return self._act(calls)
 
-    def _format_error(self, detail: str) -> bool:
-        self.steps.append(
-            {"calls": None, "executed": False, "observation": f"format error: {detail}"}
-        )
-        if not self.params.feedback:
-            return True
-        self._observe("ERROR | format error: answer with function calls as instructed. " + detail)
-        return False
+class ProbeEnvironment(Environment):
+    """One probe as an environment (the agent protocol): its tool set plus ``finish``, each
+    call checked by SpecTool's validator and run in the sandbox. With feedback off a call
+    goes to the sandbox as it is (which refuses it without running anything)."""
 
-    def _act(self, calls: list[ToolCall]) -> bool:
-        observations, finished = [], False
-        cap = self.params.max_calls_per_step
-        if len(calls) > cap:  # one turn cannot run an unbounded number of calls
-            dropped = [c.to_dict() for c in calls[cap:]]
-            note = f"ERROR | {len(calls)} calls in one turn; only the first {cap} ran"
-            self.steps.append({"calls": dropped, "executed": False, "observation": note})
-            observations.append(note)
-            calls = calls[:cap]
-        for call in calls:
-            if call.name == "finish":
-                self.answer, finished = str(call.arguments.get("answer", "")), True
-                continue
-            observations.append(self._run(call))
-        if observations:
-            self._observe("\n".join(observations))
-        return finished
+    def __init__(self, task: SpecToolTask, sample: Sample) -> None:
+        super().__init__({}, task.context)
+        self.params: SpecToolTaskParams = task.params
+        self.sample = sample
+        self.specs = {t["function"]["name"]: t["function"] for t in sample.tools or ()}
+        self.answer: str | None = None
 
-    def _run(self, call: ToolCall) -> str:
-        record = {"calls": [call.to_dict()], "executed": False, "observation": None}
-        self.steps.append(record)
-        problem = self._validate(call)
+    def episodes(self) -> list[dict[str, Any]]:
+        return [{"id": self.sample.id}]
+
+    def tools(self) -> list[dict[str, Any]]:
+        return list(self.sample.tools or ())
+
+    def reset(self, task_id: str, seed: int | None) -> tuple[str, str]:
+        self.answer = None
+        return "", str(self.sample.messages[-1].content or "")
+
+    def step(self, action: ToolCall) -> StepResult:
+        if action.name == "finish":
+            self.answer = str(action.arguments.get("answer", ""))
+            return StepResult("answer recorded", 0.0, done=True, info={"finish": True})
+        problem = self._validate(action)
         if problem and self.params.feedback:
-            record["observation"] = f"ERROR | {problem}"
-            return f"{call.name}: ERROR | {problem}"
+            record = f"ERROR | {problem}"
+            info = {"executed": False, "record": record}
+            return StepResult(f"{action.name}: {record}", 0.0, valid=False, info=info)
         result = run_call(
             self.sample.metadata["toolset"],
-            call.name,
-            call.arguments,
+            action.name,
+            action.arguments,
             timeout_s=self.params.call_timeout_s,
         )
-        record["executed"] = result.kind not in ("unknown_function", "bad_arguments")
-        record["observation"] = (
-            result.result if result.ok else f"ERROR | {result.kind}: {result.error}"
+        executed = result.kind not in ("unknown_function", "bad_arguments")
+        record = result.result if result.ok else f"ERROR | {result.kind}: {result.error}"
+        shown = f"{action.name}: {json.dumps(record, default=str)[:2000]}"
+        info = {"executed": executed, "record": record}
+        return StepResult(
+            shown, 0.0, valid=executed, error=None if result.ok else result.kind, info=info
         )
-        return f"{call.name}: {json.dumps(record['observation'], default=str)[:2000]}"
 
     def _validate(self, call: ToolCall) -> str | None:
         """SpecTool's validator: unknown function, then argument names, then types."""
@@ -253,8 +213,33 @@ class Episode:
         problems = check_arguments(spec.get("parameters"), call.arguments)
         return "; ".join(problems) if problems else None
 
-    def _observe(self, text: str) -> None:
-        self.messages.append(Message("user", f"Observation:\n{text}"))
+
+def legacy_steps(turns: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
+    """The agent's per-turn trajectory as SpecTool's per-call steps (``calls``, ``executed``,
+    ``observation``), what the ``spectool`` metric and report read."""
+    steps: list[dict[str, Any]] = []
+    for turn in turns:
+        actions = turn.get("actions")
+        if actions is None:
+            note = f"format error: {turn.get('parse_error')}"
+            steps.append({"calls": None, "executed": False, "observation": note})
+            continue
+        if not actions:
+            steps.append({"calls": [], "executed": False, "observation": "final answer"})
+            continue
+        if len(actions) > cap:
+            note = f"ERROR | {len(actions)} calls in one turn; only the first {cap} ran"
+            steps.append({"calls": actions[cap:], "executed": False, "observation": note})
+        for action, result in zip(actions[:cap], turn.get("results") or (), strict=False):
+            if not result.get("finish"):
+                steps.append(
+                    {
+                        "calls": [action],
+                        "executed": bool(result.get("executed")),
+                        "observation": result.get("record"),
+                    }
+                )
+    return steps
 
 
 class SpecToolSuccess(Metric):
