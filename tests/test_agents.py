@@ -55,7 +55,10 @@ def test_a_scripted_plan_solves_blocks_and_every_turn_is_recorded(harness_run: A
         "format_errors": 0.0,
         "tokens": 0.0,
         "latency_s": 0.0,
+        **dict.fromkeys(["IFE_per_step", "IFN_per_call", "IAN_per_call", "IAT_per_call"], 0.0),
+        "RAC_per_call": 0.0,
     }
+    assert record["patterns"] == []
     first, second = record["trajectory"]
     assert first["actions"] == [{"name": "move", "arguments": {"block": "B", "destination": "C"}}]
     assert first["observation"] == "A is on the table; B is on C; C is on the table"
@@ -75,6 +78,7 @@ def test_progress_never_goes_down_and_the_budget_is_hard(harness_run: Any) -> No
     progress = [s["progress"] for s in record["trajectory"]]
     assert len(progress) == 5 and record["ended_by"] == "budget"
     assert progress == sorted(progress) and progress[-1] == pytest.approx(2 / 3)
+    assert "RAC" in record["patterns"]  # the same two moves, again and again
     assert record["scores"]["success"] == 0.0 and "steps_to_success" not in record["scores"]
 
 
@@ -107,6 +111,7 @@ def test_invalid_actions_lower_grounding_and_faults_are_observations(harness_run
     assert not missing["valid"] and not typed["valid"] and done["valid"]
     scores = record["scores"]
     assert scores["grounding"] == 0.5 and scores["success"] == 1.0 and scores["recovery"] == 1.0
+    assert record["patterns"] == ["IAT"] and scores["IAT_per_call"] == 0.25  # "3" for an int
 
 
 def test_a_wrong_answer_ends_a_query_episode_with_partial_progress(harness_run: Any) -> None:

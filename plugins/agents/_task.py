@@ -11,6 +11,7 @@ makes that sample's error; the run goes on.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -82,7 +83,12 @@ class AgentTask(Task):
         steps, seed = self.params.max_steps, self.context.seed
         episode = Episode.begin(environment, sample.id, steps, self.context.id, seed)
         trajectory = self.agent.run(episode, backend)
-        return _outcome(sample, trajectory)
+        outcome = _outcome(sample, trajectory)
+        return _with_patterns(outcome, environment.tools(), self._cap())
+
+    def _cap(self) -> int:
+        """The strategy's calls per turn (what ran of a turn's calls)."""
+        return int(getattr(self.agent.params, "max_calls_per_step", 1) or 1)
 
 
 def _name(spec: str | dict[str, Any]) -> str:
@@ -111,6 +117,24 @@ def _outcome(sample: Sample, trajectory: Trajectory) -> Outcome:
     )
 
 
+def _with_patterns(outcome: Outcome, tools: list[dict[str, Any]], cap: int) -> Outcome:
+    """SpecTool's patterns in the trajectory (IFE, IFN, IAN, IAT, RAC), when the spectool
+    plugin is installed: their codes and counts join the record."""
+    try:
+        from harness_plugins.spectool import trajectory_patterns
+    except ImportError:
+        return outcome
+    codes, counts, denominators = trajectory_patterns(outcome.fields["trajectory"], tools, cap)
+    found = {k: v for k, v in counts.items() if v and k in PER_STEP}
+    fields = {**outcome.fields, "patterns": codes, "pattern_counts": found}
+    fields["pattern_denominators"] = {k: denominators.get(k, 0) for k in ("steps", "calls")}
+    return replace(outcome, fields=fields)
+
+
+#: SpecTool's patterns an episode without expected calls can show.
+PER_STEP = ("IFE", "IFN", "IAN", "IAT", "RAC")
+
+
 class AgentMetric(Metric):
     """AgentBoard's measures of one episode, and what a tool-using agent adds:
 
@@ -131,6 +155,7 @@ class AgentMetric(Metric):
             **_grounding(steps),
             **_recovery(steps, bool(outcome.fields.get("success"))),
             **_cost(outcome),
+            **_patterns(outcome),
         }
         if values["success"]:
             values["steps_to_success"] = float(len(steps))
@@ -161,6 +186,18 @@ def _recovery(steps: list[dict[str, Any]], success: bool) -> dict[str, float]:
     before = float(steps[first].get("progress") or 0.0)
     later = [float(s.get("progress") or 0.0) for s in steps[first + 1 :]]
     return {"recovery": float(success or any(p > before for p in later))}
+
+
+def _patterns(outcome: Outcome) -> dict[str, float]:
+    """SpecTool's rates, named as its metric names them: ``IFE_per_step`` (unreadable turns
+    over steps) and ``IFN``/``IAN``/``IAT``/``RAC_per_call`` (calls showing it over calls)."""
+    if "pattern_counts" not in outcome.fields:
+        return {}
+    counts, sizes = outcome.fields["pattern_counts"], outcome.fields["pattern_denominators"]
+    out = {"IFE_per_step": counts.get("IFE", 0) / sizes["steps"]} if sizes.get("steps") else {}
+    if sizes.get("calls"):
+        out |= {f"{c}_per_call": counts.get(c, 0) / sizes["calls"] for c in PER_STEP[1:]}
+    return out
 
 
 def _cost(outcome: Outcome) -> dict[str, float]:

@@ -4,6 +4,7 @@ imported lazily), and the report's SpecTool section."""
 
 from __future__ import annotations
 
+from typing import Any
 from typing import Literal
 from typing import get_args
 
@@ -18,6 +19,22 @@ from harness import param
 @hookimpl
 def register_tasks(register: Register) -> None:
     register("spectool", "harness_plugins.spectool._task:SpecToolTask", params=SpecToolTaskParams)
+
+
+def trajectory_patterns(
+    turns: list[dict[str, Any]], tools: list[dict[str, Any]], cap: int
+) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """SpecTool's patterns in an agent protocol trajectory (its per-turn records) over the
+    environment's tools, with no expected calls (so IFE, IFN, IAN, IAT and RAC): the codes
+    found, the count of each, and the denominators (``steps``, ``calls``)."""
+    from ._patterns import classify_trajectory
+    from ._patterns import functions_from_any
+    from ._patterns import steps_from_any
+    from ._task import legacy_steps
+
+    steps = steps_from_any(legacy_steps(turns, cap))
+    result = classify_trajectory(steps, functions_from_any(tools), None)
+    return result.patterns, result.counts, result.denominators
 
 
 @hookimpl

@@ -232,11 +232,12 @@ def legacy_steps(turns: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
             steps.append({"calls": actions[cap:], "executed": False, "observation": note})
         for action, result in zip(actions[:cap], turn.get("results") or (), strict=False):
             if not result.get("finish"):
+                executed = result.get("executed", result.get("valid"))  # an agent's: valid
                 steps.append(
                     {
                         "calls": [action],
-                        "executed": bool(result.get("executed")),
-                        "observation": result.get("record"),
+                        "executed": bool(executed),
+                        "observation": result.get("record", result.get("observation")),
                     }
                 )
     return steps
