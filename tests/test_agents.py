@@ -299,3 +299,48 @@ def test_unreadable_words_can_be_an_answer_that_ends_a_turn(tmp_path: Path) -> N
     record = episodes(result.run_dir)["chat"]
     assert record["ended_by"] == "success" and record["scores"]["format_errors"] == 0.0
     assert record["trajectory"][1]["unread"].startswith("syntax")
+
+
+class FollowsPrinciples(Backend):
+    """A stand-in executor that obeys a principle 'call X first' when its tool says so: the
+    principles are read from the tool documentation it is sent, nowhere else."""
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        if not request.tools:  # a ReAct thought
+            return ChatResponse(text="thinking")
+        first = [
+            t["function"]["name"]
+            for t in request.tools
+            if "call this first" in str(t["function"].get("description", "")).lower()
+        ]
+        said = " ".join(str(m.content) for m in request.messages if m.role == "assistant")
+        if first and f'"{first[0]}"' not in said:  # not called yet
+            return ChatResponse(text=None, tool_calls=(ToolCall(first[0], {}),))
+        return ChatResponse(
+            text=None, tool_calls=(ToolCall("move", {"block": "A", "destination": "B"}),)
+        )
+
+
+def test_pract_shows_each_action_s_principle_and_it_changes_the_actions(tmp_path: Path) -> None:
+    class Parts:
+        @hookimpl
+        def register_backends(self, register: Any) -> None:
+            register("follows_principles", FollowsPrinciples)
+
+    host = make_host(Parts())
+
+    def first_action(agent: dict[str, Any], out: str) -> str:
+        manifest = agent_manifest("blocks", [], episodes=["blocks-1"], agent=agent, max_steps=2)
+        manifest["backends"] = [{"type": "follows_principles", "id": "s"}]
+        result = run_manifest(
+            write(tmp_path / f"{out}.json", manifest), host, tmp_path / out, False
+        )
+        return str(episodes(result.run_dir)["blocks-1"]["trajectory"][0]["actions"][0]["name"])
+
+    principled = {"type": "pract", "principles": {"look": "Call this first, to see the blocks."}}
+    assert first_action(principled, "with") == "look"
+    assert first_action({"type": "pract"}, "without") == "move"
+    assert first_action({"type": "react"}, "react") == "move"
+    saved = tmp_path / "principles.json"
+    saved.write_text(json.dumps({"principles": {"look": "Call this first."}}))
+    assert first_action({"type": "pract", "principles_file": str(saved)}, "file") == "look"

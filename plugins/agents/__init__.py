@@ -47,6 +47,7 @@ def register_agents(register: Register) -> None:
     register("act", "harness_plugins.agents._strategies:Act", params=ActParams)
     register("react", "harness_plugins.agents._strategies:ReAct", params=ReActParams)
     register("plan_act", "harness_plugins.agents._strategies:PlanAct", params=PlanActParams)
+    register("pract", "harness_plugins.agents._strategies:PRAct", params=PRActParams)
 
 
 class AgentTaskParams(Params):
@@ -116,3 +117,20 @@ class PlanActParams(ActParams):
     """Plan-act: a numbered plan first, then act with the plan in view."""
 
     plan_tokens: int = param(160, minimum=1, description="Budget of the plan.")
+
+
+class PRActParams(ReActParams):
+    """PRAct: ReAct with a principle per action in the action documentation the model sees
+    (hand-written here, or learned by RPO)."""
+
+    principles: dict[str, str] = param(
+        {},
+        description="Principle text per action name ('*': for every action), e.g. "
+        "{move: 'Only move a clear block.'}; over those of principles_file.",
+    )
+    principles_file: str | None = param(
+        None,
+        format="file",
+        description="A JSON file of principles ({action: text}, or {principles: {...}} as "
+        "RPO saves them).",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from harness import Agent
@@ -29,6 +30,7 @@ from harness import Trajectory
 
 from . import ActParams
 from . import PlanActParams
+from . import PRActParams
 from . import ReActParams
 
 SYSTEM = (
@@ -60,7 +62,7 @@ class Act(Agent):
 
     def run(self, episode: Episode, backend: Backend) -> Trajectory:
         environment = episode.environment
-        tools = environment.tools()
+        tools = self.shown_tools(environment.tools())
         messages = [Message("system", self.system_prompt(tools)), _opening(episode)]
         trajectory = Trajectory()
         self.prepare(episode, backend, messages, trajectory)
@@ -72,7 +74,7 @@ class Act(Agent):
                 break
             record: dict[str, Any] = {"step": number, "prompt": messages[-1].content}
             self.before_action(episode, backend, messages, trajectory, record)
-            tools = environment.tools()  # an environment may add functions at a later turn
+            tools = self.shown_tools(environment.tools())  # functions may come at a later turn
             response = backend.chat(self.request(episode, messages, tools))
             trajectory.responses.append(response)
             said = _said(response)
@@ -161,6 +163,10 @@ class Act(Agent):
         )
 
     # --- what strategies change -------------------------------------------------------------
+
+    def shown_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The tools as the model sees them (pract adds each action's principle)."""
+        return tools
 
     def system_prompt(self, tools: list[dict[str, Any]]) -> str:
         text = self.params.system or SYSTEM
@@ -278,3 +284,38 @@ def _result_record(result: StepResult) -> dict[str, Any]:
         "error": result.error,
         **result.info,
     }
+
+
+class PRAct(ReAct):
+    """ReAct whose action documentation carries a principle per action (PRAct): a short rule
+    on when and how to call it, appended to the tool's description the model sees."""
+
+    params: PRActParams
+
+    def __init__(self, params: PRActParams, context: BuildContext) -> None:
+        super().__init__(params, context)
+        self.principles: dict[str, str] = load_principles(params)
+
+    def shown_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [with_principle(tool, self.principles) for tool in tools]
+
+
+def load_principles(params: PRActParams) -> dict[str, str]:
+    """The principles of the manifest entry: ``principles`` over those of ``principles_file``."""
+    found: dict[str, str] = {}
+    if params.principles_file:
+        data = json.loads(Path(params.principles_file).read_text(encoding="utf-8"))
+        found.update(data.get("principles", data) if isinstance(data, dict) else {})
+    found.update(params.principles or {})
+    return {str(k): str(v) for k, v in found.items() if str(v).strip()}
+
+
+def with_principle(tool: dict[str, Any], principles: dict[str, str]) -> dict[str, Any]:
+    """The tool with its principle (or the ``*`` one, for every action) after its description."""
+    function = tool.get("function", {})
+    rules = [principles[k] for k in ("*", function.get("name")) if k in principles]
+    if not rules:
+        return tool
+    described = str(function.get("description") or "").rstrip()
+    text = (described + "\n" if described else "") + "Principle: " + " ".join(rules)
+    return {**tool, "function": {**function, "description": text}}
