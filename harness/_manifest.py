@@ -26,6 +26,7 @@ from harness._errors import ManifestError
 from harness._inputs import TOO_LONG
 from harness._plugins import PluginHost
 from harness._plugins import UnknownPlugin
+from harness._plugins import using
 from harness._schema import MANIFEST_KINDS
 from harness._schema import SECTIONS
 from harness._schema import Params
@@ -281,12 +282,13 @@ def load_manifest(
     problems += schema_problems(expanded, core_schema(), "")
     base_dir = path.resolve().parent
     entries = {}
-    for kind in MANIFEST_KINDS:
-        found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
-        entries[kind] = found
-        problems += entry_problems
-    if not problems:
-        problems += capability_problems(entries["backend"], entries["task"], host, base_dir)
+    with using(host):  # plugins' own checks build nested parts with this host
+        for kind in MANIFEST_KINDS:
+            found, entry_problems = _check_entries(kind, expanded, raw, host, base_dir)
+            entries[kind] = found
+            problems += entry_problems
+        if not problems:
+            problems += capability_problems(entries["backend"], entries["task"], host, base_dir)
     if problems:
         raise ManifestError([f"{label}: {p}" for p in problems])
     run = RunOptions(**expanded.get("run", {}))

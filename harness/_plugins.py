@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from importlib.metadata import EntryPoint
@@ -376,6 +377,18 @@ def get_host() -> PluginHost:
         host.load_entrypoints()
         _HOST = host
     return _HOST
+
+
+@contextmanager
+def using(host: PluginHost) -> Iterator[PluginHost]:
+    """Make ``host`` the process-wide one while validating with it, so a plugin's checks that
+    build nested parts (``Params.preflight``) see the same plugins; restored afterwards."""
+    global _HOST
+    previous, _HOST = _HOST, host
+    try:
+        yield host
+    finally:
+        _HOST = previous
 
 
 def reset_host(host: PluginHost | None = None) -> None:

@@ -344,3 +344,26 @@ def test_pract_shows_each_action_s_principle_and_it_changes_the_actions(tmp_path
     saved = tmp_path / "principles.json"
     saved.write_text(json.dumps({"principles": {"look": "Call this first."}}))
     assert first_action({"type": "pract", "principles_file": str(saved)}, "file") == "look"
+
+
+@pytest.mark.parametrize(
+    ("task", "problem"),
+    [
+        ({"environment": "todos"}, "tasks[0].environment: unknown environment 'todos'; did you"),
+        (
+            {"environment": "todo", "agent": {"type": "react", "thougth_tokens": 9}},
+            "tasks[0].agent.thougth_tokens: unknown key; did you mean 'thought_tokens'?",
+        ),
+        ({"environment": {"type": "blocks", "data": "nofile.json"}}, "tasks[0].environment.data"),
+    ],
+)
+def test_a_bad_environment_or_strategy_is_refused_at_validation(
+    tmp_path: Path, task: dict[str, Any], problem: str
+) -> None:
+    from harness import ManifestError
+    from harness import load_manifest
+
+    manifest = agent_manifest(task.pop("environment"), [call("look")], **task)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(write(tmp_path / "m.json", manifest), make_host())
+    assert problem in caught.value.problems[0] and caught.value.exit_code == 2

@@ -21,7 +21,7 @@ from conftest import run_harness
 pytest.importorskip("lm_eval", reason="the lm-eval extra: pip install -e .[lm-eval]")
 
 from harness_plugins.lmeval import suite_path
-from harness_plugins.lmeval._suite import task_manager
+from harness_plugins.lmeval import task_manager
 
 from harness import ManifestError
 from harness import RunView

@@ -12,9 +12,12 @@ Hooks and parameters only: the parts live in :mod:`harness_plugins.agents._task`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
+from harness import BuildContext
+from harness import HarnessError
 from harness import Params
 from harness import Register
 from harness import ReportSection
@@ -59,7 +62,8 @@ class AgentTaskParams(Params):
     )
     agent: str | dict[str, Any] = param(
         "act",
-        description="The strategy: act, react, plan_act, or an entry {type: act, mode: ...}.",
+        description="The strategy: act, react, plan_act, pract, or an entry "
+        "{type: act, mode: ...}.",
     )
     max_steps: int = param(
         20, minimum=1, maximum=200, description="Hard budget of model turns per episode."
@@ -68,6 +72,19 @@ class AgentTaskParams(Params):
         None, description="Play only these episode ids (default: every episode)."
     )
     limit: int | None = param(None, minimum=1, description="Play the first N episodes.")
+
+    def preflight(self, base_dir: Path) -> list[str]:
+        """The environment and the strategy are known and their parameters valid (checked
+        as manifest entries are, before anything is built)."""
+        problems = []
+        context = BuildContext("", base_dir)
+        for kind, spec in (("environment", self.environment), ("agent", self.agent)):
+            try:
+                context.build(kind, spec, lazy=True)
+            except HarnessError as exc:
+                text = str(exc).removeprefix(": ")
+                problems.append(text if text.startswith(kind) else f"{kind}: {text}")
+        return problems
 
 
 class AgentMetricParams(Params):

@@ -43,16 +43,20 @@ def _episode(record: dict[str, Any]) -> str:
     if record.get("error"):
         summary += f", error: {_e(record['error'])}"
     rows = "".join(_turn(step) for step in record["trajectory"])
-    columns = ("turn", "thought", "actions", "observation", "progress", "valid")
+    columns = ("turn", "thought", "actions", "observation", "progress", "valid", "error")
     head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
     plan = (record.get("agent_notes") or {}).get("plan")
-    plan_html = f"<p><b>Plan</b>: {_e(plan)}</p>" if plan else ""
-    return f"<details><summary>{summary}</summary>{plan_html}<table>{head}{rows}</table></details>"
+    notes = f"<p><b>Goal</b>: {_e(record.get('goal') or '')}</p>"
+    notes += f"<p><b>Plan</b>: {_e(plan)}</p>" if plan else ""
+    return f"<details><summary>{summary}</summary>{notes}<table>{head}{rows}</table></details>"
 
 
 def _turn(step: dict[str, Any]) -> str:
     actions = step.get("actions")
-    shown = f"format error: {step.get('parse_error')}" if actions is None else json.dumps(actions)
+    if actions is None:
+        shown = f"format error: {step.get('parse_error')}"
+    else:
+        shown = json.dumps(actions) if actions else "(answer in words, no call)"
     cells = [
         step.get("step"),
         step.get("thought") or "",
@@ -60,6 +64,7 @@ def _turn(step: dict[str, Any]) -> str:
         (step.get("observation") or "")[:400],
         f"{float(step.get('progress') or 0):.2f}",
         "yes" if step.get("valid", True) else "no",
+        step.get("error") or "",
     ]
     return "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
 

@@ -239,7 +239,7 @@ class ReAct(Act):
         ask = Message("user", "Think in one or two sentences about what to do next. No call yet.")
         response = self.words(episode, backend, [*messages, ask], self.params.thought_tokens)
         trajectory.responses.append(response)
-        thought = (response.text or "").strip()
+        thought = _without_label(response.text or "", "Thought:")
         record["thought"] = thought
         messages.append(Message("assistant", f"Thought: {thought}"))
         messages.append(Message("user", "Now act: call one function."))
@@ -260,6 +260,15 @@ class PlanAct(Act):
         trajectory.extra["plan"] = plan
         messages.append(Message("assistant", f"Plan:\n{plan}"))
         messages.append(Message("user", "Now act: call one function."))
+
+
+def _without_label(text: str, label: str) -> str:
+    """The text without the labels the model wrote itself (``Thought: Thought: ...``), so the
+    history the agent builds does not stack them."""
+    text = text.strip()
+    while text.lower().startswith(label.lower()):
+        text = text[len(label) :].strip()
+    return text
 
 
 def _opening(episode: Episode) -> Message:

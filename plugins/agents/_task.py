@@ -83,7 +83,7 @@ class AgentTask(Task):
         steps, seed = self.params.max_steps, self.context.seed
         episode = Episode.begin(environment, sample.id, steps, self.context.id, seed)
         trajectory = self.agent.run(episode, backend)
-        outcome = _outcome(sample, trajectory)
+        outcome = _outcome(sample, trajectory, episode.goal)
         return _with_patterns(outcome, environment.tools(), self._cap())
 
     def _cap(self) -> int:
@@ -95,7 +95,7 @@ def _name(spec: str | dict[str, Any]) -> str:
     return spec if isinstance(spec, str) else str(spec.get("type"))
 
 
-def _outcome(sample: Sample, trajectory: Trajectory) -> Outcome:
+def _outcome(sample: Sample, trajectory: Trajectory, goal: str) -> Outcome:
     steps = trajectory.steps
     actions = [ToolCall.from_openai(a) for s in steps for a in s.get("actions") or ()]
     last = steps[-1] if steps else {}
@@ -104,6 +104,7 @@ def _outcome(sample: Sample, trajectory: Trajectory) -> Outcome:
         "success": trajectory.ended_by == "success",
         "progress": max((float(s.get("progress") or 0.0) for s in steps), default=0.0),
         "ended_by": trajectory.ended_by,
+        "goal": goal,
         **({"agent_notes": trajectory.extra} if trajectory.extra else {}),
     }
     if sample.metadata.get("split"):

@@ -38,6 +38,17 @@ def suite_path() -> Path:
     return Path(str(resources.files("harness_registry") / "lmeval"))
 
 
+def task_manager(
+    include_path: list[str | Path] | tuple[str | Path, ...] = (), include_defaults: bool = False
+) -> Any:
+    """lm-eval's ``TaskManager`` over your folders (not lm-eval's ~230 own unless
+    ``include_defaults``), reading relative data files beside each YAML: give it to
+    ``lm_eval.simple_evaluate(task_manager=...)``."""
+    from ._suite import task_manager as make
+
+    return make(include_path, include_defaults)
+
+
 @hookimpl
 def register_tasks(register: Register) -> None:
     register("lmeval", "harness_plugins.lmeval._task:LMEvalTask", params=LMEvalParams)
@@ -143,7 +154,7 @@ def register_commands(cli: click.Group) -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def lm_eval_command(args: tuple[str, ...]) -> None:
-    """lm-eval's own command line, with harness backends as its model ``harness``.
+    """lm-eval's command line with harness backends (model `harness`).
 
     Every lm-eval option works (`harness lm-eval --help` prints lm-eval's). The model's
     arguments are a backend's manifest entry; a task's relative data files are read against
@@ -161,6 +172,21 @@ def lm_eval_command(args: tuple[str, ...]) -> None:
         from ._suite import anchor_everywhere
     except ImportError as exc:
         raise PluginError(f"lm-eval is not installed ({exc}); pip install -e .[lm-eval]") from None
+    _check_include_path(args)
     anchor_everywhere()
     sys.argv = ["harness lm-eval", *args]
     cli_evaluate()
+
+
+def _check_include_path(args: tuple[str, ...]) -> None:
+    """A missing ``--include_path`` folder in one line (lm-eval would only say the tasks
+    were not found, with a traceback)."""
+    for index, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--include_path=") else None
+        if arg == "--include_path" and index + 1 < len(args):
+            value = args[index + 1]
+        if value is not None and not Path(value).is_dir():
+            raise InputError(
+                f"--include_path: no folder {Path(value).resolve()}; give the folder of your "
+                "lm-eval YAML tasks (relative to the current folder)"
+            )
