@@ -108,13 +108,13 @@ class LMEvalParams(Params):
         """Every name is known to lm-eval (else lm-eval's reason: a YAML it cannot parse)."""
         try:
             from ._suite import check_name
-            from ._suite import task_manager
+            from ._suite import validation_index
         except ImportError as exc:
             return [f"type: the lmeval task needs lm-eval ({exc}); pip install -e .[lm-eval]"]
         missing = [str(f) for f in self.folders(base_dir) if not f.is_dir()]
         if missing:
             return [f"include_path: no folder {missing[0]}; give folders of lm-eval YAML tasks"]
-        manager = task_manager(self.folders(base_dir), self.include_defaults)
+        manager = validation_index(self.folders(base_dir), self.include_defaults)
         for name in self.tasks:
             try:
                 check_name(manager, name, self.folders(base_dir))
@@ -126,9 +126,9 @@ class LMEvalParams(Params):
         """Log-likelihoods, when any task reached is multiple_choice or loglikelihood*."""
         from ._suite import NEEDS_SCORING
         from ._suite import output_types
-        from ._suite import task_manager
+        from ._suite import validation_index
 
-        manager = task_manager(self.folders(base_dir), self.include_defaults)
+        manager = validation_index(self.folders(base_dir), self.include_defaults)
         types = output_types(manager, self.tasks)
         scoring = sorted(name for name, kind in types.items() if kind in NEEDS_SCORING)
         if not scoring:

@@ -16,6 +16,7 @@ Nothing here builds lm-eval's index of its ~230 built-in folders unless asked
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,18 @@ def anchor_everywhere() -> None:
 
     if not getattr(manager.TaskFactory, "anchored", False):
         manager.TaskFactory = _anchored_factory(manager.TaskFactory)
+
+
+def validation_index(folders: Sequence[Path], include_defaults: bool) -> Any:
+    """The task manager ``harness validate`` reads twice (names, then output types): built
+    once while the folders' YAML files are unchanged (their paths and mtimes are the key)."""
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in _yaml_files(folders))
+    return _cached_index(tuple(str(f) for f in folders), include_defaults, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_index(folders: tuple[str, ...], include_defaults: bool, stamp: tuple[Any, ...]) -> Any:
+    return task_manager(folders, include_defaults)
 
 
 def _anchored_factory(base: type) -> type:
