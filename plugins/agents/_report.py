@@ -1,5 +1,6 @@
-"""The agents' report section: one line per episode (success, progress, turns, how it ended)
-that opens onto its trajectory, a row per turn (thought, actions, observation, progress)."""
+"""The agents' report sections: one line per episode (success, progress, turns, how it ended)
+that opens onto its trajectory, a row per turn (thought, actions, observation, progress); and
+for each RPO training, its principle versions (what changed, the score of each)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ SHOWN = 200
 
 
 def sections(run: RunView) -> list[ReportSection]:
-    tasks = run.entry_ids("task", "agent")
+    return _episodes_section(run) + _rpo_sections(run)
+
+
+def _episodes_section(run: RunView) -> list[ReportSection]:
+    tasks = run.entry_ids("task", "agent") | run.entry_ids("task", "rpo")
     if not tasks:
         return []
     episodes = [r for r in run.records() if r["task"] in tasks and "trajectory" in r]
@@ -71,3 +76,85 @@ def _turn(step: dict[str, Any]) -> str:
 
 def _e(value: Any) -> str:
     return html.escape(str(value))
+
+
+def _rpo_sections(run: RunView) -> list[ReportSection]:
+    trainings = [
+        (task, folder)
+        for task in sorted(run.entry_ids("task", "rpo"))
+        for folder in sorted((run.run_dir / "rpo" / task).glob("*"))
+        if (folder / "v0.json").exists()
+    ]
+    if not trainings:
+        return []
+    intro = (
+        "<p>Each version of the principles: the training episodes whose reflections produced "
+        "it, which principles the optimizer added, rewrote or removed, the mean reward of the "
+        "next batch played with it, and its validation score. Files: "
+        "<code>rpo/&lt;task&gt;/&lt;backend&gt;/v&lt;k&gt;.json</code>.</p>"
+    )
+    body = "".join(_training(task, folder) for task, folder in trainings)
+    return [ReportSection("Principle optimization (RPO)", intro + body, order=41)]
+
+
+def _training(task: str, folder: Any) -> str:
+    versions = _versions(folder)
+    selected = _read(folder / "principles.json")
+    chosen = (
+        ""
+        if selected is None
+        else (f" Held-out episodes played with v{selected['version']} ({selected['selected_by']}).")
+    )
+    columns = (
+        "version",
+        "from episodes",
+        "changed",
+        "reward of its batch",
+        "validation",
+        "principles",
+    )
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    rows = "".join(_version_row(v, versions) for v in versions)
+    title = f"<h3>{_e(task)} / {_e(folder.name)}</h3><p>{len(versions)} version(s).{_e(chosen)}</p>"
+    return f"{title}<table>{head}{rows}</table>"
+
+
+def _version_row(version: dict[str, Any], versions: list[dict[str, Any]]) -> str:
+    k = int(version["version"])
+    following = versions[k + 1] if k + 1 < len(versions) else {}
+    batch = following.get("parent_train_reward")
+    validation = version.get("validation") or {}
+    shown = [f"{validation['reward']:.2f}"] if "reward" in validation else []
+    if "self_judged" in validation:
+        shown.append(f"self-judged {validation['self_judged']:.2f}")
+    changed = version.get("changed") or {}
+    change = "; ".join(f"{what}: {', '.join(names)}" for what, names in changed.items() if names)
+    if (version.get("optimizer") or {}).get("error"):
+        change = f"kept (optimizer: {version['optimizer']['error']})"
+    principles = "<br>".join(
+        f"<b>{_e(name)}</b>: {_e(text)}" for name, text in (version.get("principles") or {}).items()
+    )
+    cells = [
+        f"v{k}",
+        _e(", ".join(version.get("trained_on") or ["(initial)"])),
+        _e(change or ("-" if k else "")),
+        "" if batch is None else f"{batch:.2f}",
+        _e(", ".join(shown)),
+        principles or "(none)",
+    ]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _versions(folder: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while (doc := _read(folder / f"v{len(found)}.json")) is not None:
+        found.append(doc)
+    return found
+
+
+def _read(path: Any) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data

@@ -58,12 +58,7 @@ class AgentTask(Task):
 
     def samples(self) -> Iterator[Sample]:
         for episode in self._episodes:
-            yield Sample(
-                id=str(episode["id"]),
-                messages=(),
-                target=episode.get("target"),
-                metadata={"split": episode.get("split"), "goal": episode.get("goal")},
-            )
+            yield self.sample(episode)
 
     def size(self) -> int:
         return len(self._episodes)
@@ -79,16 +74,26 @@ class AgentTask(Task):
         }
 
     def play(self, sample: Sample, backend: Any) -> Outcome:
+        return self.play_episode(self.agent, sample, backend)
+
+    def play_episode(self, agent: Agent, sample: Sample, backend: Any) -> Outcome:
+        """One episode on a fork of the environment, played by ``agent``."""
         environment = self.environment.fork()
         steps, seed = self.params.max_steps, self.context.seed
         episode = Episode.begin(environment, sample.id, steps, self.context.id, seed)
-        trajectory = self.agent.run(episode, backend)
+        trajectory = agent.run(episode, backend)
         outcome = _outcome(sample, trajectory, episode.goal)
-        return _with_patterns(outcome, environment.tools(), self._cap())
+        cap = int(getattr(agent.params, "max_calls_per_step", 1) or 1)
+        return _with_patterns(outcome, environment.tools(), cap)
 
-    def _cap(self) -> int:
-        """The strategy's calls per turn (what ran of a turn's calls)."""
-        return int(getattr(self.agent.params, "max_calls_per_step", 1) or 1)
+    def sample(self, episode: dict[str, Any]) -> Sample:
+        """The sample of one of the environment's episodes."""
+        return Sample(
+            id=str(episode["id"]),
+            messages=(),
+            target=episode.get("target"),
+            metadata={"split": episode.get("split"), "goal": episode.get("goal")},
+        )
 
 
 def _name(spec: str | dict[str, Any]) -> str:
