@@ -22,6 +22,7 @@ from harness._errors import InputError
 from harness._errors import ManifestError
 from harness._errors import PluginError
 from harness._errors import StopRun
+from harness._figures import figure_html
 from harness._hookspecs import hookimpl
 from harness._inputs import parse_json
 from harness._inputs import read_jsonl
@@ -107,6 +108,7 @@ API_GROUPS: dict[str, list[str]] = {
         "RunView",
         "ReportSection",
         "Table",
+        "figure_html",
     ],
     "Errors": ["HarnessError", "ManifestError", "PluginError", "InputError", "StopRun"],
 }
@@ -151,6 +153,7 @@ __all__ = [
     "Task",
     "ToolCall",
     "Trajectory",
+    "figure_html",
     "hookimpl",
     "load_manifest",
     "load_results",

@@ -86,6 +86,11 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Play at most N samples per task.")
 @click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    help="Play each sample K times (run.repeats): adds pass@k, pass^k and consistency.",
+)
+@click.option(
     "--set",
     "sets",
     multiple=True,
@@ -108,6 +113,7 @@ def run(
     manifest: Path,
     out: Path | None,
     limit: int | None,
+    repeats: int | None,
     sets: tuple[str, ...],
     no_progress: bool,
     retry_errors: bool,
@@ -122,6 +128,8 @@ def run(
     from harness._run import run_manifest
 
     host = get_host()
+    if repeats is not None:  # as the last --set, so it wins over the manifest and --set
+        sets = (*sets, f"run.repeats={repeats}")
     loaded = load_manifest(manifest, host, sets, limit)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     result = run_manifest(
@@ -263,18 +271,64 @@ def report(run_dir: Path) -> None:
     required=True,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
 )
-def compare(run_dirs: tuple[Path, ...]) -> None:
-    """Print runs side by side: task and metric rows, a column per run and backend."""
-    from harness._report import compare_table
+@click.option(
+    "--metric", "metrics", multiple=True, metavar="NAME", help="Only this metric (repeatable)."
+)
+@click.option("--by-subtask", is_flag=True, help="Also a row per subtask of each task.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--bootstrap",
+    "resamples",
+    type=click.IntRange(min=100),
+    default=10_000,
+    show_default=True,
+    help="Bootstrap resamples per row.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every column as CSV.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained page: the table and a forest plot.",
+)
+@click.option("--means", is_flag=True, help="Print the means side by side instead (as before).")
+def compare(
+    run_dirs: tuple[Path, ...],
+    metrics: tuple[str, ...],
+    by_subtask: bool,
+    seed: int,
+    resamples: int,
+    csv_file: Path | None,
+    html_file: Path | None,
+    means: bool,
+) -> None:
+    """Compare runs sample by sample: is the difference real?
+
+    A column is a run and backend (RUN/BACKEND); the first is the baseline A, and every other
+    column B is compared with it on the samples both scored: B - A with a bootstrap 95%
+    interval, and for 0/1 metrics the samples that flipped each way with McNemar's exact test.
+    One run with two backends compares them. See docs/compare.md.
+    """
+    from harness import _compare
 
     for run_dir in run_dirs:
         _require_run_dir(run_dir)
-    table = compare_table(run_dirs)
-    click.echo(
-        table.to_string(float_format=lambda v: f"{v:.4f}")
-        if not table.empty
-        else "no scores to compare"
-    )
+    if means:
+        click.echo(_compare.means_text(run_dirs, metrics, bool(csv_file or html_file)))
+        return
+    columns = _compare.checked_columns(run_dirs, metrics)
+    settings = _compare.Settings(resamples, seed, metrics, by_subtask)
+    rows = _compare.compare_rows(columns, settings)
+    click.echo(_compare.render_text(rows, by_subtask))
+    for path, write in ((csv_file, _compare.write_csv), (html_file, _compare.write_html)):
+        if path:
+            write(rows, path, by_subtask)
+            click.echo(f"wrote {path}")
 
 
 def _require_run_dir(run_dir: Path) -> None:

@@ -61,6 +61,7 @@ class RunOptions:
     concurrency: int | None = None
     limit: int | None = None
     flush_every: int = 64
+    repeats: int = 1  # plays of each sample; above 1 records carry ``repeat`` and ``seed``
 
 
 @dataclass(frozen=True)

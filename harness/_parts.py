@@ -174,7 +174,25 @@ class Task(Part):
         request = self.request(sample)
         if request.task != self.context.id or request.sample_id != sample.id:
             request = replace(request, task=self.context.id, sample_id=sample.id)
-        return self.decode(sample, backend.chat(request))
+        outcome = self.decode(sample, backend.chat(request))
+        prompt = last_user_text(request.messages)
+        if prompt is None or "prompt" in outcome.fields:
+            return outcome
+        return replace(outcome, fields={"prompt": prompt, **outcome.fields})
+
+
+#: The most of a prompt a record keeps (the report's sample browser shows it).
+PROMPT_CHARS = 2_000
+
+
+def last_user_text(messages: tuple[Message, ...]) -> str | None:
+    """The last user message's text, cut to :data:`PROMPT_CHARS`: what a record keeps of the
+    prompt, so a report can show what the model was asked without the task's data files."""
+    for message in reversed(messages):
+        if message.role == "user" and isinstance(message.content, str):
+            text = message.content
+            return text if len(text) <= PROMPT_CHARS else text[: PROMPT_CHARS - 1] + "…"
+    return None
 
 
 class Metric(Part):

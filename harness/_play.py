@@ -4,6 +4,10 @@ progress on a terminal or in plain lines.
 A :class:`WorkUnit` is plain data (it pickles), so a future executor can ship it to another
 process or to an existing distributed engine such as Ray; the local executor below runs it
 in this process with a bounded number of samples in flight.
+
+With ``run.repeats`` above 1 each sample is played that many times, its repeats one after
+another; repeat r >= 1 plays through :class:`SeededBackend`, which gives its requests the
+repeat's seed. With one repeat (the default) nothing of this runs.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 from typing import TextIO
+from typing import TypeVar
+from typing import cast
 
 from harness._errors import HarnessError
 from harness._errors import StopRun
@@ -26,11 +33,15 @@ from harness._manifest import Entry
 from harness._parts import Backend
 from harness._parts import Metric
 from harness._parts import Task
+from harness._records import ChatRequest
 from harness._records import ChatResponse
 from harness._records import Outcome
 from harness._records import Sample
 from harness._records import Score
+from harness._repeats import repeat_seed
 from harness._store import Key
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class WorkUnit:
     seed: int | None = None
     shard: int = 0
     num_shards: int = 1
+    repeats: int = 1
 
 
 def default_metric_entries(task: Task, extra: tuple[Entry, ...]) -> tuple[Entry, ...]:
@@ -197,6 +209,9 @@ def run_unit(
 ) -> None:
     """Play the unit's unfinished samples, at most ``concurrency`` at once, emitting records
     in completion order."""
+    if unit.repeats > 1:
+        _run_repeats(unit, parts, done, concurrency, emit)
+        return
     task, backend, metrics = parts
     todo = (
         s
@@ -207,16 +222,99 @@ def run_unit(
     def play(sample: Sample) -> dict[str, Any]:
         return play_one(unit, task, backend, metrics, sample)
 
+    _dispatch(todo, play, concurrency, emit)
+
+
+def _run_repeats(
+    unit: WorkUnit,
+    parts: tuple[Task, Backend, list[Metric]],
+    done: set[Key],
+    concurrency: int,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Each sample's unfinished repeats, one after another (a local backend's prompt cache
+    then holds the prompt for the next); each record says its ``repeat`` and ``seed``."""
+    task, backend, metrics = parts
+    seeds = [repeat_seed(unit.seed, r) for r in range(unit.repeats)]
+    backends = [backend, *(SeededBackend.of(backend, unit.seed, r) for r in range(1, len(seeds)))]
+    todo = (
+        (sample, r)
+        for sample in select_samples(task, unit)
+        for r in range(unit.repeats)
+        if not _finished(done, (unit.backend.id, unit.task.id, str(sample.id)), r)
+    )
+
+    def play(item: tuple[Sample, int]) -> dict[str, Any]:
+        sample, r = item
+        return with_repeat(play_one(unit, task, backends[r], metrics, sample), r, seeds[r])
+
+    _dispatch(todo, play, concurrency, emit)
+
+
+def _finished(done: set[Key], key: tuple[str, str, str], repeat: int) -> bool:
+    """Whether the repeat is recorded; a record without ``repeat`` (an adopted run's) is
+    repeat 0."""
+    return (*key, repeat) in done or (repeat == 0 and key in done)
+
+
+def with_repeat(record: dict[str, Any], repeat: int, seed: int | None) -> dict[str, Any]:
+    """The record with ``repeat`` and ``seed`` right after ``sample_id``, where a reader of
+    ``samples.jsonl`` looks for what identifies a line."""
+    head = {k: record[k] for k in ("backend", "task", "sample_id")}
+    return head | {"repeat": repeat, "seed": seed} | record | {"repeat": repeat, "seed": seed}
+
+
+class SeededBackend:
+    """The backend as repeat ``repeat`` >= 1 sees it: each request's seed ``s`` (the run's
+    seed when the request sets none) becomes ``repeat_seed(s, repeat)``, in :meth:`chat` and
+    :meth:`complete`; everything else (``loglikelihood``, ``capabilities``,
+    ``max_concurrency``, ``context``, a backend's own attributes) is the real backend's.
+    Tasks seed their requests with ``self.context.seed``, so none has to know about repeats;
+    a task that seeds requests its own way keeps its seeds distinct in every repeat."""
+
+    def __init__(self, backend: Backend, run_seed: int | None, repeat: int) -> None:
+        self._backend = backend
+        self._run_seed, self._repeat = run_seed, repeat
+
+    @classmethod
+    def of(cls, backend: Backend, run_seed: int | None, repeat: int) -> Backend:
+        """The proxy, typed as what tasks expect: a :class:`Backend`."""
+        return cast(Backend, cls(backend, run_seed, repeat))
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        return self._backend.chat(self._seeded(request))
+
+    def complete(self, prompt: str, request: ChatRequest) -> ChatResponse:
+        return self._backend.complete(prompt, self._seeded(request))
+
+    def _seeded(self, request: ChatRequest) -> ChatRequest:
+        own = request.params.seed
+        seed = repeat_seed(self._run_seed if own is None else own, self._repeat)
+        return replace(request, params=replace(request.params, seed=seed))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_backend":  # not set yet (copy, pickle): no endless recursion
+            raise AttributeError(name)
+        return getattr(self._backend, name)
+
+
+def _dispatch(
+    todo: Iterator[Item],
+    play: Callable[[Item], dict[str, Any]],
+    concurrency: int,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Play every item, in this thread or at most ``concurrency`` at once."""
     if concurrency <= 1:
-        for sample in todo:
-            emit(play(sample))
+        for item in todo:
+            emit(play(item))
         return
     _run_threaded(todo, play, concurrency, emit)
 
 
 def _run_threaded(
-    todo: Iterator[Sample],
-    play: Callable[[Sample], dict[str, Any]],
+    todo: Iterator[Item],
+    play: Callable[[Item], dict[str, Any]],
     concurrency: int,
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
@@ -224,8 +322,8 @@ def _run_threaded(
     pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="harness-sample")
     in_flight: set[cf.Future[dict[str, Any]]] = set()
     try:
-        for sample in todo:
-            in_flight.add(pool.submit(play, sample))
+        for item in todo:
+            in_flight.add(pool.submit(play, item))
             if len(in_flight) >= concurrency * 2:
                 finished, in_flight = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for future in finished:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -17,6 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from harness._report_browser import Picker
+from harness._report_browser import browser_html
+from harness._report_browser import pick
+from harness._report_summary import Cost
+from harness._report_summary import collect_costs
+from harness._report_summary import cost_table
+from harness._report_summary import figures
+from harness._report_summary import headline_metrics
+from harness._report_summary import headline_table
 from harness._results import JSON
 from harness._results import MANIFEST
 from harness._results import NAN
@@ -38,11 +48,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("harness")
 
 REPORT = "report.html"
+NOTHING_TO_PLOT = (
+    "<p>Nothing to plot: a figure is drawn when it compares something (two bars or more, "
+    "latencies of a backend that took time).</p>"
+)
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem}
-th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}code{background:#f6f6f6}
-.warn{color:#a40}
+body{font-family:system-ui,sans-serif;margin:0;color:#222;line-height:1.4}
+header{background:#f6f7f9;border-bottom:1px solid #ddd;padding:1rem 2rem}
+header h1{margin:0 0 .4rem;font-size:1.5rem}
+nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:.2rem 1rem}
+main{padding:0 2rem 2rem;max-width:90rem}
+section{margin-top:1.5rem}
+table{border-collapse:collapse;margin:.8rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem}
+th{background:#f3f3f3;text-align:left}td{font-variant-numeric:tabular-nums;vertical-align:top}
+caption{text-align:left;font-weight:600;padding:.3rem 0}
+code{background:#f6f6f6}pre{white-space:pre-wrap;max-height:20rem;overflow:auto;background:#fafafa}
+figure.plot{display:inline-block;margin:.5rem 1rem .5rem 0}figure.plot img{max-width:100%}
+figcaption{font-size:.9rem;color:#555}
+.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
+#samples tr.sample{cursor:pointer}
+#samples tr.sample:hover,#samples tr.sample:focus{background:#eef4ff}
+.warn{color:#a40}small{color:#555}
 """
 
 
@@ -92,11 +118,12 @@ def _format(value: Any, number: str) -> str:
 
 
 def score_table(rows: Sequence[JSON]) -> Table:
-    """Rows (task, part, metric), one column per backend: the table users read first.
+    """Rows (task, part, metric), one column per backend: the table users read first. Every
+    metric shows its mean, 0/1 or not (latencies' spreads are in :func:`distribution_table`).
 
     ``part`` is ``(all)`` for the whole task, a subtask's name, or ``[name]`` for a group.
     """
-    scored = [r for r in rows if r["metric"] != NO_SCORES and math.isnan(r["median"])]
+    scored = [r for r in rows if r["metric"] != NO_SCORES]
     backends = list(dict.fromkeys(r["backend"] for r in scored))
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
     for r in scored:
@@ -110,10 +137,10 @@ def score_table(rows: Sequence[JSON]) -> Table:
 
 def distribution_table(rows: Sequence[JSON]) -> Table:
     """Whole-task rows of the metrics that are not 0/1 valued (latency, tokens/s, memory):
-    median with the 10th and 90th percentiles, a row per task, backend and metric."""
+    mean, median and the 10th and 90th percentiles, a row per task, backend and metric."""
     spread = [r for r in rows if r["level"] == "task" and not math.isnan(r["median"])]
-    stats = ("median", "p10", "p90")
-    table = Table(["task", "backend", "metric", *stats])
+    stats = ("value", "median", "p10", "p90")
+    table = Table(["task", "backend", "metric", "mean", *stats[1:]])
     for r in sorted(spread, key=lambda r: (r["task"], r["backend"], r["metric"])):
         table.rows.append([r["task"], r["backend"], r["metric"], *(r[s] for s in stats)])
     return table
@@ -128,39 +155,106 @@ def _part(level: str, subtask: str) -> str:
     return {"task": "(all)", "group": f"[{subtask}]"}.get(level, subtask)
 
 
-def _section(title: str, body: str) -> str:
-    return f"<h2>{html.escape(title)}</h2>\n{body}\n"
+def _section(title: str, body: str, anchor: str | None = None) -> str:
+    ident = f' id="{html.escape(anchor)}"' if anchor else ""
+    return f"<section{ident}><h2>{html.escape(title)}</h2>\n{body}\n</section>\n"
 
 
 def render_report(
     run: Path | RunView, host: PluginHost | None = None, failures: list[str] | None = None
 ) -> str:
-    """The report page: provenance, scores, measurements, every aggregate, the sections that
-    plugins add, then the samples that could not be scored. ``run`` is a run directory or the
-    run as already aggregated; ``failures`` collects the report hooks that raised."""
+    """The report page: the summary first (headline scores with 95% intervals, what the run
+    cost), the figures, the sections plugins add, the tables, the sample browser, then the
+    samples that could not be scored and the provenance. ``run`` is a run directory or the
+    run as already aggregated; ``failures`` collects the report hooks that raised. One pass
+    over ``samples.jsonl`` feeds the costs, the latency figure and the browser."""
     view = run if isinstance(run, RunView) else RunView.open(run)
     rows, manifest = view.rows, view.manifest
-    name = html.escape(str(manifest.get("name", view.run_dir.name)))
-    parts = [f"<h1>harness run: {name}</h1>", _provenance(manifest)]
-    table = score_table(rows)
-    parts.append(_section("Scores", table.to_html() if not table.empty else "<p>No scores.</p>"))
-    spread = distribution_table(rows)
-    if not spread.empty:
-        parts.append(_section("Measurements (median, p10, p90)", spread.to_html("{:.4g}")))
-    parts.append(_section("All aggregates", aggregates_table(rows).to_html()))
+    headlines = headline_metrics(rows, manifest.get("data") or {})
+    costs: dict[tuple[str, str], Cost] = {}
+    picker = Picker(headlines, len({(r["task"], r["backend"]) for r in rows}))
+    for _ in pick(collect_costs(view.records(), costs), picker):
+        pass
+    parts = [_section("Summary", _summary(view, headlines, costs), "summary")]
+    if len({r["backend"] for r in rows}) > 1 and headlines:
+        body = _paired(view.run_dir, sorted(set(headlines.values())))
+        parts.append(_section("Backends compared, sample by sample", body, "compared"))
+    drawn = "".join(figures(rows, headlines, costs)) or NOTHING_TO_PLOT
+    parts.append(_section("Figures", drawn, "figures"))
     parts += _plugin_sections(view, host, failures if failures is not None else [])
+    parts.append(_section("Tables", _tables(rows), "tables"))
+    parts.append(_section("Samples", browser_html(picker.chosen(), picker.note()), "browser"))
     if view.failures:
-        note = (
-            f"<p class=warn>{error_count(rows)} sample(s) could not be scored "
-            "and are left out of the means (first ones below).</p>"
-        )
-        errors = Table(list(view.failures[0]), [list(f.values()) for f in view.failures])
-        parts.append(_section("Errors", note + errors.to_html()))
+        parts.append(_section("Errors", _errors(view), "errors"))
+    parts.append(_section("Provenance", _provenance(manifest), "provenance"))
+    return _page(str(manifest.get("name", view.run_dir.name)), parts)
+
+
+def _page(name: str, parts: list[str]) -> str:
+    title = html.escape(name)
+    links = "".join(
+        f'<li><a href="#{anchor}">{html.escape(label)}</a></li>'
+        for anchor, label in re.findall(r'<section id="([^"]+)"><h2>([^<]+)</h2>', "".join(parts))
+    )
+    nav = f'<nav aria-label="Sections"><ul>{links}</ul></nav>'
     body = "\n".join(parts)
     return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
-        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{STYLE}</style></head><body>"
+        f"<header><h1>harness run: {title}</h1>{nav}</header><main>{body}</main></body></html>\n"
     )
+
+
+def _summary(view: RunView, headlines: dict[str, str], costs: dict[tuple[str, str], Cost]) -> str:
+    rows = view.rows
+    samples = sum(c.samples for c in costs.values())
+    errors = sum(c.errors for c in costs.values())
+    backends = len({r["backend"] for r in rows})
+    line = (
+        f"<p>{samples} sample(s) over {len(headlines)} task(s) and {backends} backend(s); "
+        f"{errors} error(s). Started {html.escape(str(view.manifest.get('started_at', '?')))}."
+        "</p>"
+    )
+    scores = headline_table(rows, headlines) if headlines else "<p>No scores.</p>"
+    return line + scores + cost_table(costs)
+
+
+def _paired(run_dir: Path, metrics: list[str]) -> str:
+    """Every backend against the first on the headline metrics, paired per sample (as
+    ``harness compare RUN_DIR`` does, with 2,000 bootstrap resamples)."""
+    from harness._compare import Settings
+    from harness._compare import compare_rows
+    from harness._compare import compare_section
+    from harness._compare import load_columns
+
+    columns = load_columns([run_dir])
+    rows = compare_rows(columns, Settings(resamples=2_000, metrics=metrics))
+    intro = (
+        "<p>Each backend's difference from the first on the samples both scored, with a "
+        "bootstrap 95% interval, and McNemar's exact test on 0/1 metrics. "
+        "<code>harness compare</code> does the same for any runs (docs/compare.md).</p>"
+    )
+    return intro + compare_section(rows)
+
+
+def _tables(rows: Sequence[JSON]) -> str:
+    table = score_table(rows)
+    out = "<h3>Scores (means)</h3>" + (table.to_html() if not table.empty else "<p>No scores.</p>")
+    spread = distribution_table(rows)
+    if not spread.empty:
+        out += "<h3>Measurements (mean, median, p10, p90)</h3>" + spread.to_html("{:.4g}")
+    every = aggregates_table(rows).to_html()
+    return out + f"<details><summary>All aggregates ({len(rows)} rows)</summary>{every}</details>"
+
+
+def _errors(view: RunView) -> str:
+    note = (
+        f"<p class=warn>{error_count(view.rows)} sample(s) could not be scored "
+        "and are left out of the means (first ones below).</p>"
+    )
+    errors = Table(list(view.failures[0]), [list(f.values()) for f in view.failures])
+    return note + errors.to_html()
 
 
 def _provenance(manifest: dict[str, Any]) -> str:
@@ -187,13 +281,17 @@ def _plugin_sections(view: RunView, host: PluginHost | None, failed: list[str]) 
 
     sections, failures = (host or PluginHost.current()).report_sections(view)
     failed += failures
-    out = [_section(s.title, s.html) for s in sections]
+    out = [_section(s.title, s.html, "plugin-" + _slug(s.title)) for s in sections]
     for failure in failures:
         log.warning("report section of %s", failure)
     if failures:
         items = "".join(f"<li>{html.escape(f)}</li>" for f in failures)
         out.append(_section("Report sections that failed", f"<ul class=warn>{items}</ul>"))
     return out
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
 
 
 def write_report(

@@ -7,6 +7,8 @@ Aggregation streams the sample store back (it never holds the run in memory) and
 Three levels of rows: the whole task (``level == "task"``), each subtask (a sample's
 ``subtask`` field, e.g. a BFCL category) and groups of subtasks that a task declares in its
 provenance (``groups``: unweighted or count-weighted means of members, e.g. BFCL's "live").
+Records of a run with repeats (they carry ``repeat``) add ``pass@k``, ``pass^k`` and
+``consistency`` rows for 0/1 metrics, from per-sample counts (:mod:`harness._repeats`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 if TYPE_CHECKING:
     import pandas as pd
 
+from harness._repeats import RepeatCounts
+from harness._repeats import estimates
 from harness._store import SAMPLES
 from harness._store import iter_records
 from harness._store import write_atomic
@@ -71,6 +75,7 @@ class Tally:
         self.failures: list[JSON] = []
         self.keep_failures = keep_failures
         self.labels: dict[str, LabelCounts] = {label: Counter() for label in count_labels}
+        self.repeats = RepeatCounts()  # filled by records that carry ``repeat`` only
 
     def add(self, rec: JSON) -> None:
         backend, task = rec["backend"], rec["task"]
@@ -83,6 +88,8 @@ class Tally:
             self.failures.append(_failure(rec))
         for label, counts in self.labels.items():
             count_label(counts, rec, label)
+        if "repeat" in rec:
+            self._add_repeat(rec, scores)
 
     def _add(self, key: Key, failed: bool, retries: int, scores: JSON) -> None:
         count = self.counts.get(key)
@@ -95,6 +102,14 @@ class Tally:
         for metric, value in scores.items():
             if value is not None and value == value:
                 self._array((*key, metric)).append(float(value))
+
+    def _add_repeat(self, rec: JSON, scores: JSON) -> None:
+        """Count one repeat's 0/1 scores per sample, for pass@k, pass^k and consistency."""
+        backend, task, sample = rec["backend"], rec["task"], str(rec["sample_id"])
+        subtasks = ("", str(rec["subtask"])) if rec.get("subtask") else ("",)
+        for subtask in subtasks:
+            for metric, value in scores.items():
+                self.repeats.add((backend, task, subtask, metric), sample, value)
 
     def _array(self, key: tuple[str, str, str, str]) -> array[float]:
         found = self.values.get(key)
@@ -109,7 +124,7 @@ class Tally:
 
     def rows(self, groups: dict[str, list[JSON]] | None = None) -> list[JSON]:
         """One row per (backend, task, level, subtask, metric), in report order."""
-        rows = _base_rows(self.values, self.counts)
+        rows = _base_rows(self.values, self.counts) + _repeat_rows(self.repeats, self.counts)
         rows += _group_rows(rows, groups or {})
         order = {"task": 0, "subtask": 1, "group": 2}
         return sorted(
@@ -196,6 +211,21 @@ def _base_rows(
         )
     scored = {(b, t, s) for b, t, s, _ in values}
     rows += [_row(key, NO_SCORES, count) for key, count in counts.items() if key not in scored]
+    return rows
+
+
+def _repeat_rows(repeats: RepeatCounts, counts: dict[Key, list[int]]) -> list[JSON]:
+    """``pass@k:<metric>``, ``pass^k:<metric>`` and ``consistency:<metric>`` rows: each the
+    mean over samples of a per-sample estimate (see :mod:`harness._repeats`); ``n`` is how
+    many samples it averages, ``n_samples`` how many records (repeats) the key has."""
+    rows = []
+    for (backend, task, subtask, metric), samples in repeats.samples.items():
+        key = (backend, task, subtask)
+        for name, values in estimates((n, c) for n, c in samples.values()):
+            mean, stderr = _mean_stderr(values)
+            rows.append(
+                _row(key, f"{name}:{metric}", counts[key], value=mean, stderr=stderr, n=len(values))
+            )
     return rows
 
 

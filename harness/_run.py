@@ -76,6 +76,7 @@ class RunResult:
 
 ADOPTED = "adopted"  # manifest.json: when records whose manifest.json was lost were taken over
 ADOPTING = "_adopting"
+REPEATS = "repeats"  # manifest.json experiment and results.json config, only when above 1
 
 
 def default_out(manifest: Manifest) -> Path:
@@ -85,9 +86,12 @@ def default_out(manifest: Manifest) -> Path:
 
 def plan_sha256(manifest: Manifest) -> str:
     """Hash of what decides the records (not limit, out or concurrency): resume is allowed
-    only into a run directory made by the same plan."""
+    only into a run directory made by the same plan. Repeats count only above 1, so the
+    hash of a run without repeats is what it always was."""
     plan = {k: v for k, v in manifest.raw.items() if k not in ("run", "description")}
     plan["seed"] = (manifest.raw.get("run") or {}).get("seed")
+    if manifest.run.repeats != 1:
+        plan["repeats"] = manifest.run.repeats
     return sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -113,14 +117,33 @@ def check_run_dir(
     except (OSError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable ({exc}); choose another --out") from None
     if "experiment" in existing:  # since 0.2
+        _check_repeats(run_dir, existing["experiment"], manifest)
         before = {k: existing["experiment"].get(k) for k in ("seed", "entries")}
         experiment.check(run_dir, before, experiment.fingerprint(manifest, host))
     elif existing.get("plan_sha256") != plan_sha256(manifest):
         raise RunDirError(
-            f"{run_dir}: holds a run of a different manifest (backends, tasks, metrics or seed "
-            "changed); pass --out with a new directory, or delete this one to start over"
+            f"{run_dir}: holds a run of a different manifest (backends, tasks, metrics, seed "
+            "or repeats changed); pass --out with a new directory, or delete this one to start "
+            "over"
         )
     return dict(existing)
+
+
+def _check_repeats(run_dir: Path, before: dict[str, Any], manifest: Manifest) -> None:
+    """Refuse another ``run.repeats``, as another seed is refused: the pass^k rows assume
+    every sample is played as often (``experiment.repeats``; absent means 1)."""
+    was, now = before.get(REPEATS, 1), manifest.run.repeats
+    if was != now:
+        raise RunDirError(
+            f"{run_dir}: holds a run of a different experiment (run.repeats: {was!r} -> "
+            f"{now!r}); pass --out with a new directory, or delete this one to start over"
+        )
+
+
+def _with_repeats(fields: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """``fields`` plus ``repeats`` when above 1: a run without repeats writes what it always
+    wrote (``manifest.json``, ``results.json``)."""
+    return fields if repeats == 1 else {**fields, REPEATS: repeats}
 
 
 class Run:
@@ -167,7 +190,8 @@ class Run:
             builder.close()
 
     def _resume(self, parts: dict[str, Any]) -> set[Key]:
-        """The finished samples' keys; the tally starts from their records (read once)."""
+        """The finished (sample, repeat) keys; the tally starts from their records (read
+        once)."""
         labels = {label for m in parts["metrics"].values() for label in m.counted_labels}
         self.tally = Tally(count_labels=sorted(labels))
         done: set[Key] = set()
@@ -211,10 +235,11 @@ class Run:
             "data": {tid: _task_provenance(t) for tid, t in parts["tasks"].items()},
             "backends": {bid: b.info() for bid, b in parts["backends"].items()},
         }
-        doc["experiment"] = {
+        fingerprint = {
             **experiment.fingerprint(self.manifest, self.host),
             **experiment.files(doc),
         }
+        doc["experiment"] = _with_repeats(fingerprint, self.manifest.run.repeats)
         if existing:
             self._resume_record(existing, doc, now)
         write_json_atomic(self.run_dir / MANIFEST, redact(doc, self.manifest.env_values))
@@ -246,12 +271,15 @@ class Run:
                 "plugins": doc["plugins"],
                 "data": {tid: d["sha256"] for tid, d in doc["data"].items()},
             },
-            "config": {
-                "name": m.name,
-                "seed": m.run.seed,
-                "limit": m.run.limit,
-                "manifest_sha256": doc["plan_sha256"],
-            },
+            "config": _with_repeats(
+                {
+                    "name": m.name,
+                    "seed": m.run.seed,
+                    "limit": m.run.limit,
+                    "manifest_sha256": doc["plan_sha256"],
+                },
+                m.run.repeats,
+            ),
         }
 
     # --- playing ----------------------------------------------------------------------------
@@ -341,6 +369,7 @@ class Run:
                 str(self.base_dir),
                 limit=m.run.limit,  # per task; a task's own ``limit`` parameter is its own
                 seed=self.seed,
+                repeats=m.run.repeats,
             )
             for backend in m.backends
             for task in m.tasks
@@ -398,14 +427,14 @@ def _task_provenance(task: Task) -> dict[str, Any]:
 
 
 def _expected_total(units: list[WorkUnit], tasks: dict[str, Task], done: int) -> int | None:
-    """Samples left to play, when every task can say its size; else None (no ETA)."""
+    """Plays (samples times repeats) left, when every task can say its size; else None."""
     sizes = {task_id: task.size() for task_id, task in tasks.items()}  # once per task
     total = 0
     for unit in units:
         size = sizes[unit.task.id]
         if size is None:
             return None
-        total += size if unit.limit is None else min(size, unit.limit)
+        total += (size if unit.limit is None else min(size, unit.limit)) * unit.repeats
     return max(total - done, 0)
 
 

@@ -3,6 +3,11 @@
 Records are appended as samples finish and fsynced in small batches, so a crash (even
 SIGKILL) loses at most the last unsynced batch, which a rerun recomputes. On reopening, a torn
 last line is cut off and the keys already present are skipped.
+
+A record's key is (backend, task, sample_id), and (backend, task, sample_id, repeat) for a
+record of a run with ``run.repeats`` above 1, one per repeat. A record without ``repeat`` (any
+record of a run without repeats) is repeat 0: its key is the one it always had, so run
+directories written before repeats existed resume unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from harness._json import loads
 
 SAMPLES = "samples.jsonl"
 LOCK = ".harness.lock"
-Key = tuple[str, str, str]
+Key = tuple[str, str, str] | tuple[str, str, str, int]  # backend, task, sample_id[, repeat]
 
 
 def record_key(record: dict[str, Any]) -> Key:
-    return (record["backend"], record["task"], str(record["sample_id"]))
+    key = (record["backend"], record["task"], str(record["sample_id"]))
+    return key if "repeat" not in record else (*key, record["repeat"])
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -64,7 +70,12 @@ def _parse_record(line: bytes, path: Path, number: int) -> dict[str, Any]:
 
 
 def _is_record(value: Any) -> bool:
-    return isinstance(value, dict) and all(k in value for k in ("backend", "task", "sample_id"))
+    """The fields a key is made of are there (and ``repeat``, when present, is a number)."""
+    return (
+        isinstance(value, dict)
+        and all(k in value for k in ("backend", "task", "sample_id"))
+        and type(value.get("repeat", 0)) is int
+    )
 
 
 def repair_tail(path: Path) -> None:
@@ -91,7 +102,8 @@ def _end_of_last_line(handle: Any, size: int) -> int:
 
 def drop_errors(path: Path) -> int:
     """Rewrite ``samples.jsonl`` without the records that ended in an error, so that a resumed
-    run plays those samples again (one record per sample still holds). Returns how many."""
+    run plays those samples (or repeats) again; one record per key still holds. Returns how
+    many."""
     if not path.exists():
         return 0
     repair_tail(path)

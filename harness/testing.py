@@ -153,7 +153,7 @@ def assert_run_dir(
     for record in records:
         missing = [f for f in RECORD_FIELDS if f not in record]
         assert not missing, f"record {record.get('sample_id')!r} lacks {missing}"
-    keys = [(r["backend"], r["task"], str(r["sample_id"])) for r in records]
+    keys = [(r["backend"], r["task"], str(r["sample_id"]), r.get("repeat", 0)) for r in records]
     assert len(keys) == len(set(keys)), "a sample is recorded more than once"
     if samples is not None:
         assert len(records) == samples, f"{len(records)} records, expected {samples}"

@@ -77,7 +77,7 @@ def test_ladder_variants_are_scored_and_compared(
     assert scores["int8"]["top1"] > scores["other"]["top1"]
     assert scores["int8"]["tokens_n"] == 3 and scores["int8"]["ppl"] > 1
     page = (tmp_path / "run" / "report.html").read_text()
-    section = page[page.index("Quality against cost") :]
+    section = page[page.index("<h2>Quality against cost</h2>") :]
     assert all(f"<td>{name}</td>" in section for name in ladder)
     plotted = section.index("<svg") < section.index("<table") if "<svg" in section else False
     try:

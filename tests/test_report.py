@@ -75,13 +75,32 @@ def test_report_has_every_section(tmp_path: Path) -> None:
     write_records(tmp_path)
     page = render_report(tmp_path)
     for heading in (
-        "Scores",
-        "Measurements (median, p10, p90)",
+        "Summary",
+        "Figures",
+        "Tables",
+        "Samples",
         "Error profile (SpecTool patterns)",
         "Failures by error type",
-        "All aggregates",
     ):
         assert f"<h2>{heading}</h2>" in page, heading
+    for heading in ("Scores (means)", "Measurements (mean, median, p10, p90)"):
+        assert f"<h3>{heading}</h3>" in page, heading
+    assert "<summary>All aggregates" in page
     assert "rgba(200,40,40,0.75)" in page  # the IAV cell of m1 is shaded by its rate
     assert "<h2>Failed samples: patterns and evidence</h2>" in page
     assert "IAV: call 0 f city (wrong value)" in page
+
+
+def test_every_table_shows_the_mean_of_metrics_that_are_not_0_or_1(tmp_path: Path) -> None:
+    from harness._report import distribution_table
+    from harness._report import score_table
+
+    write_records(tmp_path)
+    rows = RunView.open(tmp_path).rows
+    scores = {(r[2], r[3]) for r in score_table(rows).rows if r[1] == "(all)"}
+    assert ("ttft_s", 0.25) in {(metric, round(v, 4)) for metric, v in scores}
+    spread = distribution_table(rows)
+    assert spread.columns[3] == "mean" and spread.rows[0][3] == 0.25
+    page = render_report(tmp_path)
+    tables = page.split("<h3>Scores (means)</h3>", 1)[1].split("</table>", 1)[0]
+    assert "<td>ttft_s</td><td>0.2500</td>" in tables

@@ -40,8 +40,9 @@ def _episodes_section(run: RunView) -> list[ReportSection]:
 def _episode(record: dict[str, Any]) -> str:
     scores = record.get("scores") or {}
     mark = "reached" if scores.get("success") else "not reached"
+    repeat = f" (repeat {record['repeat']})" if record.get("repeat") is not None else ""
     summary = (
-        f"{_e(record['task'])} / {_e(record['backend'])} / {_e(record['sample_id'])}: "
+        f"{_e(record['task'])} / {_e(record['backend'])} / {_e(record['sample_id'])}{repeat}: "
         f"goal {mark}, progress {float(scores.get('progress', 0)):.2f}, "
         f"{len(record['trajectory'])} turn(s), ended by {_e(record.get('ended_by'))}"
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
 from harness import ReportSection
 from harness import RunView
+from harness import figure_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +56,34 @@ def heatmap(table: pd.DataFrame) -> str:
     return f"<table><tr><th>task / pattern</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def heatmap_figure(table: pd.DataFrame) -> str:
+    """The error profile as a heatmap image (patterns across, task / backend down, each
+    cell's rate written in it); empty without matplotlib (the shaded table says the same)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ""
+    patterns = sorted({pattern for _, pattern in table.index})
+    tasks = list(dict.fromkeys(task for task, _ in table.index))
+    rows = [(task, backend) for task in tasks for backend in table.columns]
+    values = [[float(table[b].get((t, p), 0.0)) for p in patterns] for t, b in rows]
+    fig, ax = plt.subplots(figsize=(1.6 + 0.8 * len(patterns), 1.0 + 0.4 * len(rows)))
+    image = ax.imshow(values, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(patterns)), patterns)
+    ax.set_yticks(range(len(rows)), [f"{t} / {b}" for t, b in rows])
+    for i, line in enumerate(values):
+        for j, value in enumerate(line):
+            colour = "white" if value > 0.6 else "black"
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of samples")
+    ax.set_title("SpecTool error profile")
+    alt = "Heatmap of the share of samples showing each SpecTool pattern, per task and backend"
+    return figure_html(fig, alt, "Share of samples showing each pattern", id="fig-heatmap")
+
+
 def pattern_examples(records: Iterable[dict[str, Any]], limit: int = 60) -> pd.DataFrame:
     """The first failed samples with their patterns and the evidence: which call, which argument."""
     import pandas as pd
@@ -88,17 +118,29 @@ def _evidence(item: dict[str, Any]) -> str:
 
 
 def sections(run: RunView) -> list[ReportSection]:
-    parts = [run.entry_ids("task", "spectool")]
+    parts = [run.entry_ids("task", t) for t in ("spectool", "agent", "rpo")]
     parts += [run.entry_ids("metric", m) for m in ("spectool", "spectool-compat")]
     if run.manifest.get("manifest") and not any(parts):  # no part finds patterns: skip reading
         return []
     out = []
-    rates = pattern_rates(run.records())
+    examples_seen: list[dict[str, Any]] = []
+    rates = pattern_rates(_keeping(run.records(), examples_seen))  # one pass for both
     if not rates.empty:
         note = "<p>Share of samples showing each SpecTool pattern (a sample can show several).</p>"
-        out.append(ReportSection("Error profile (SpecTool patterns)", note + heatmap(rates), 10))
-    examples = pattern_examples(run.records())
+        body = note + heatmap_figure(rates) + heatmap(rates)
+        out.append(ReportSection("Error profile (SpecTool patterns)", body, 10))
+    examples = pattern_examples(examples_seen)
     if not examples.empty:
         title = "Failed samples: patterns and evidence"
         out.append(ReportSection(title, examples.to_html(index=False), 20))
     return out
+
+
+def _keeping(
+    records: Iterable[dict[str, Any]], kept: list[dict[str, Any]], most: int = 60
+) -> Iterator[dict[str, Any]]:
+    """Pass the records on, keeping the first ``most`` that show a pattern (the examples)."""
+    for record in records:
+        if record.get("patterns") and len(kept) < most:
+            kept.append(record)
+        yield record
