@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from harness._report_browser import Picker
 from harness._report_browser import browser_html
-from harness._report_browser import pick
 from harness._report_summary import Cost
-from harness._report_summary import collect_costs
+from harness._report_summary import Digest
 from harness._report_summary import cost_table
+from harness._report_summary import declared_headlines
 from harness._report_summary import figures
 from harness._report_summary import headline_metrics
 from harness._report_summary import headline_table
@@ -161,7 +160,10 @@ def _section(title: str, body: str, anchor: str | None = None) -> str:
 
 
 def render_report(
-    run: Path | RunView, host: PluginHost | None = None, failures: list[str] | None = None
+    run: Path | RunView,
+    host: PluginHost | None = None,
+    failures: list[str] | None = None,
+    digest: Digest | None = None,
 ) -> str:
     """The report page: the summary first (headline scores with 95% intervals, what the run
     cost), the figures, the sections plugins add, the tables, the sample browser, then the
@@ -171,10 +173,11 @@ def render_report(
     view = run if isinstance(run, RunView) else RunView.open(run)
     rows, manifest = view.rows, view.manifest
     headlines = headline_metrics(rows, manifest.get("data") or {})
-    costs: dict[tuple[str, str], Cost] = {}
-    picker = Picker(headlines, len({(r["task"], r["backend"]) for r in rows}))
-    for _ in pick(collect_costs(view.records(), costs), picker):
-        pass
+    if digest is None:  # one pass over samples.jsonl (a run feeds its digest as it plays)
+        groups = len({(r["task"], r["backend"]) for r in rows})
+        declared = declared_headlines(manifest.get("data") or {})
+        digest = Digest.read(view.records(), declared, groups)
+    costs, picker = digest.costs, digest.picker
     parts = [_section("Summary", _summary(view, headlines, costs), "summary")]
     if len({r["backend"] for r in rows}) > 1 and headlines:
         body = _paired(view.run_dir, sorted(set(headlines.values())))
@@ -183,7 +186,8 @@ def render_report(
     parts.append(_section("Figures", drawn, "figures"))
     parts += _plugin_sections(view, host, failures if failures is not None else [])
     parts.append(_section("Tables", _tables(rows), "tables"))
-    parts.append(_section("Samples", browser_html(picker.chosen(), picker.note()), "browser"))
+    chosen = picker.chosen(headlines)
+    parts.append(_section("Samples", browser_html(chosen, picker.note()), "browser"))
     if view.failures:
         parts.append(_section("Errors", _errors(view), "errors"))
     parts.append(_section("Provenance", _provenance(manifest), "provenance"))
@@ -295,10 +299,13 @@ def _slug(title: str) -> str:
 
 
 def write_report(
-    run: Path | RunView, host: PluginHost | None = None, failures: list[str] | None = None
+    run: Path | RunView,
+    host: PluginHost | None = None,
+    failures: list[str] | None = None,
+    digest: Digest | None = None,
 ) -> Path:
     path = (run.run_dir if isinstance(run, RunView) else Path(run)) / REPORT
-    write_atomic(path, render_report(run, host, failures))  # lone surrogates: escaped
+    write_atomic(path, render_report(run, host, failures, digest))  # lone surrogates: escaped
     return path
 
 

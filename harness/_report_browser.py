@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
-from collections.abc import Iterator
 from typing import Any
 
 from harness._results import JSON
+
+PREFERRED = ("accuracy", "success", "exact_match", "acc", "accuracy_optimal")
 
 MAX_SAMPLES = 2_000
 #: Samples written as plain HTML for readers without JavaScript.
@@ -29,7 +29,10 @@ STEP_LIMIT = 40
 
 class Picker:
     """Chooses the samples the page carries, in one pass: per (task, backend) up to ``quota``
-    samples, failed ones (an error, a headline score below 1, or a pattern) first."""
+    samples, failed ones (an error, a headline score below 1, or a pattern) first. It may be
+    fed while the run plays, before the aggregates say which metric is each task's headline:
+    a task's declared headline is used then, else the record's first of ``accuracy``,
+    ``success``, ``exact_match``, ``acc``."""
 
     def __init__(self, headlines: dict[str, str], groups: int, total: int = MAX_SAMPLES) -> None:
         self.headlines = headlines
@@ -41,27 +44,58 @@ class Picker:
     def add(self, record: JSON) -> None:
         key = (record["task"], record["backend"])
         self.seen[key] = self.seen.get(key, 0) + 1
-        headline = self.headlines.get(record["task"])
+        headline = self._headline(record)
         score = (record.get("scores") or {}).get(headline) if headline else None
         bucket = self.passed if _outcome(record, score) == "pass" else self.failed
         kept = bucket.setdefault(key, [])
         if len(kept) < self.quota:  # compacted only when kept: most records are not
             kept.append(compact(record, headline))
 
-    def chosen(self) -> list[JSON]:
+    def _headline(self, record: JSON) -> str | None:
+        declared = self.headlines.get(record["task"])
+        if declared is not None:
+            return declared
+        scores = record.get("scores") or {}
+        return next((m for m in PREFERRED if m in scores), None)
+
+    def chosen(self, headlines: dict[str, str] | None = None) -> list[JSON]:
+        """The samples, scored by ``headlines`` (the report's) when given."""
         out = []
         for key in sorted(self.seen):
-            out += (self.failed.get(key, []) + self.passed.get(key, []))[: self.quota]
+            group = self.failed.get(key, []) + self.passed.get(key, [])
+            if headlines:
+                group = sorted((rescored(i, headlines) for i in group), key=_passed_last)
+            out += group[: self.quota]
         return out
 
     def note(self) -> str:
-        total, shown = sum(self.seen.values()), len(self.chosen())
+        total, shown = sum(self.seen.values()), min(sum(self.seen.values()), self._kept())
         if shown == total:
             return f"All {total} samples."
         return (
             f"{shown} of {total} samples (up to {self.quota} per task and backend, failures "
             "first); samples.jsonl has every one."
         )
+
+    def _kept(self) -> int:
+        return sum(
+            min(self.quota, len(self.failed.get(k, [])) + len(self.passed.get(k, [])))
+            for k in self.seen
+        )
+
+
+def rescored(item: JSON, headlines: dict[str, str]) -> JSON:
+    """The item with the report's headline score and outcome."""
+    headline = headlines.get(item["task"])
+    if headline is None or item["outcome"] == "error":
+        return item
+    score = item["scores"].get(headline)
+    outcome = _outcome({"patterns": item["patterns"]}, score)
+    return {**item, "score": score, "outcome": outcome}
+
+
+def _passed_last(item: JSON) -> bool:
+    return bool(item["outcome"] == "pass")
 
 
 def compact(record: JSON, headline: str | None) -> JSON:
@@ -187,13 +221,6 @@ DETAIL_FIELDS = (
 
 def _number(value: Any) -> str:
     return "" if value is None else f"{float(value):.3f}"
-
-
-def pick(records: Iterable[JSON], picker: Picker) -> Iterator[JSON]:
-    """Feed every record to the picker; pass each on (a step of the report's single pass)."""
-    for record in records:
-        picker.add(record)
-        yield record
 
 
 SCRIPT = r"""

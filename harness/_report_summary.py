@@ -14,7 +14,6 @@ import math
 from array import array
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -26,10 +25,11 @@ from harness._figures import bar_figure
 from harness._figures import box_figure
 from harness._figures import figure_html
 from harness._figures import pyplot
+from harness._report_browser import PREFERRED
+from harness._report_browser import Picker
 from harness._results import JSON
 from harness._results import NO_SCORES
 
-PREFERRED = ("accuracy", "success", "exact_match", "acc", "accuracy_optimal")
 #: Latencies kept per (task, backend) for the distribution figure (a stride beyond).
 MAX_LATENCIES = 200_000
 
@@ -113,16 +113,34 @@ class Cost:
             self.latencies.append(seconds)
 
 
-def collect_costs(records: Iterable[JSON], costs: dict[tuple[str, str], Cost]) -> Iterator[JSON]:
-    """Feed every record to its (task, backend) cost; pass each record on (a generator step
-    of the report's single pass)."""
-    for record in records:
+class Digest:
+    """What the report needs of the records beyond the aggregates (costs, latencies, the
+    browser's samples), fed one record at a time: by the run as samples finish (so the
+    report does not read ``samples.jsonl`` again), or by one pass over the file."""
+
+    def __init__(self, declared: dict[str, str], groups: int) -> None:
+        self.costs: dict[tuple[str, str], Cost] = {}
+        self.picker = Picker(declared, groups)
+
+    def add(self, record: JSON) -> None:
         key = (record["task"], record["backend"])
-        found = costs.get(key)
+        found = self.costs.get(key)
         if found is None:
-            found = costs[key] = Cost()
+            found = self.costs[key] = Cost()
         found.add(record)
-        yield record
+        self.picker.add(record)
+
+    @classmethod
+    def read(cls, records: Iterable[JSON], declared: dict[str, str], groups: int) -> Digest:
+        digest = cls(declared, groups)
+        for record in records:
+            digest.add(record)
+        return digest
+
+
+def declared_headlines(task_info: dict[str, Any]) -> dict[str, str]:
+    """The headline metric each task declares in its ``info()``."""
+    return {t: str(i["headline"]) for t, i in task_info.items() if (i or {}).get("headline")}
 
 
 # --- HTML ---------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from harness._records import RunStarted
 from harness._records import SampleFinished
 from harness._records import SampleRecord
 from harness._report import write_report
+from harness._report_summary import Digest
 from harness._results import MANIFEST
 from harness._results import RunView
 from harness._results import Tally
@@ -169,6 +170,7 @@ class Run:
         self.first_metric_error: str | None = None
         self.hook_errors: list[str] = []
         self.tally = Tally()
+        self.digest = Digest({}, 1)
 
     def execute(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -194,10 +196,12 @@ class Run:
         once)."""
         labels = {label for m in parts["metrics"].values() for label in m.counted_labels}
         self.tally = Tally(count_labels=sorted(labels))
+        self.digest = _digest(parts)
         done: set[Key] = set()
         for record in iter_records(self.run_dir / SAMPLES):
             done.add(record_key(record))
             self.tally.add(record)
+            self.digest.add(record)
         return done
 
     # --- building ---------------------------------------------------------------------------
@@ -310,7 +314,7 @@ class Run:
         results = write_results(self.run_dir, self.results_context(info.manifest), rows)
         manifest = RunView.read_manifest(self.run_dir)
         view = RunView(self.run_dir, manifest, rows, self.tally.failures, self.tally.labels)
-        write_report(view, self.host, self.hook_errors)
+        write_report(view, self.host, self.hook_errors, self.digest)
         self._end(info, status, results, len(done), None)
         return RunResult(
             self.run_dir,
@@ -393,6 +397,7 @@ class Run:
         def emit(data: dict[str, Any]) -> None:
             writer.write(data)
             self.tally.add(data)
+            self.digest.add(data)
             self.played += 1
             self._count_metric_errors(data)
             progress.update()
@@ -409,6 +414,13 @@ class Run:
                 self.first_metric_error = (
                     f"metric {metric_id!r} on sample {data['sample_id']!r}: {message}"
                 )
+
+
+def _digest(parts: dict[str, Any]) -> Digest:
+    """The report's digest of the records, fed as they are read back and as they finish."""
+    declared = {tid: t.info().get("headline") for tid, t in parts["tasks"].items()}
+    headlines = {tid: str(h) for tid, h in declared.items() if h}
+    return Digest(headlines, len(parts["tasks"]) * len(parts["backends"]))
 
 
 def _declared_groups(doc: dict[str, Any]) -> dict[str, Any]:
