@@ -97,6 +97,16 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     metavar="KEY=VALUE",
     help="Override a manifest field, e.g. --set run.seed=3 --set tasks[0].limit=5.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where samples play (run.executor): here, or on Ray actors (docs/distributed.md).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="With --executor ray: the cluster (run.ray.address): auto, HOST:PORT or ray://HOST:PORT.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 @click.option(
     "--retry-errors",
@@ -115,6 +125,8 @@ def run(
     limit: int | None,
     repeats: int | None,
     sets: tuple[str, ...],
+    executor: str | None,
+    ray_address: str | None,
     no_progress: bool,
     retry_errors: bool,
     adopt: bool,
@@ -130,7 +142,10 @@ def run(
     host = get_host()
     if repeats is not None:  # as the last --set, so it wins over the manifest and --set
         sets = (*sets, f"run.repeats={repeats}")
+    sets = (*sets, *_executor_sets(executor, ray_address))
     loaded = load_manifest(manifest, host, sets, limit)
+    if ray_address is not None and loaded.run.executor != "ray":
+        raise click.UsageError("--ray-address needs the ray executor: add --executor ray")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     result = run_manifest(
         loaded, host, out, progress=not no_progress, retry_errors=retry_errors, adopt=adopt
@@ -140,6 +155,15 @@ def run(
     click.echo(f"report: {result.run_dir / 'report.html'}")
     _check_all_failed(result)
     _check_metric_errors(result)
+
+
+def _executor_sets(executor: str | None, ray_address: str | None) -> tuple[str, ...]:
+    """``--executor`` and ``--ray-address`` as the last ``--set``s, so they win; the address
+    as a JSON string (YAML would read ``10:30`` as a number)."""
+    sets: tuple[str, ...] = () if executor is None else (f"run.executor={executor}",)
+    if ray_address is not None:
+        sets += (f"run.ray.address={json.dumps(ray_address)}",)
+    return sets
 
 
 def _check_all_failed(result: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -55,6 +56,18 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class RayOptions:
+    """``run.ray``: where the Ray cluster is and what one worker actor asks of it. Operational,
+    like ``concurrency``: none of it decides a record, so a resume may change it."""
+
+    address: str | None = None  # None: a local Ray for this run; "auto", "ray://h:p", "h:p"
+    num_cpus: float = 1
+    num_gpus: float = 0
+    memory_mb: int | None = None
+    workers: int | None = None  # actors per backend; None: the cluster's CPUs / num_cpus
+
+
+@dataclass(frozen=True)
 class RunOptions:
     out: str | None = None
     seed: int | None = None
@@ -62,6 +75,13 @@ class RunOptions:
     limit: int | None = None
     flush_every: int = 64
     repeats: int = 1  # plays of each sample; above 1 records carry ``repeat`` and ``seed``
+    executor: str = "local"  # or "ray": work units on Ray actors (docs/distributed.md)
+    ray: RayOptions = field(default_factory=RayOptions)
+
+    @classmethod
+    def from_mapping(cls, run: dict[str, Any]) -> RunOptions:
+        """The validated ``run`` section, its ``ray`` mapping made a :class:`RayOptions`."""
+        return cls(**{**run, "ray": RayOptions(**(run.get("ray") or {}))})
 
 
 @dataclass(frozen=True)
@@ -290,9 +310,10 @@ def load_manifest(
             problems += entry_problems
         if not problems:
             problems += capability_problems(entries["backend"], entries["task"], host, base_dir)
+    problems += executor_problems(expanded.get("run"))
     if problems:
         raise ManifestError([f"{label}: {p}" for p in problems])
-    run = RunOptions(**expanded.get("run", {}))
+    run = RunOptions.from_mapping(expanded.get("run", {}))
     return Manifest(
         path,
         expanded["name"],
@@ -355,6 +376,19 @@ def capability_problems(
                     f"{capability!r} capability, which {needs[capability]}"
                 )
     return problems
+
+
+def executor_problems(run: Any) -> list[str]:
+    """``run.executor: ray`` without Ray installed, found while validating (exit 2), not
+    when the first sample is due; ``find_spec`` looks without importing Ray."""
+    if not isinstance(run, dict) or run.get("executor") != "ray":
+        return []
+    if importlib.util.find_spec("ray") is not None:
+        return []
+    return [
+        "run.executor: 'ray' needs Ray, which is not installed; pip install -e .[ray] "
+        "(or set run.executor: local)"
+    ]
 
 
 def _params(host: PluginHost, entry: Entry) -> Any:

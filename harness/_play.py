@@ -1,9 +1,10 @@
 """Playing samples: one work unit (a backend x a task x a shard of samples) at a time, with
 progress on a terminal or in plain lines.
 
-A :class:`WorkUnit` is plain data (it pickles), so a future executor can ship it to another
-process or to an existing distributed engine such as Ray; the local executor below runs it
-in this process with a bounded number of samples in flight.
+A :class:`WorkUnit` is plain data (it pickles), so an :class:`Executor` can ship it to
+another process: :class:`LocalExecutor` runs each unit in this process with a bounded number of
+samples in flight; ``harness._ray`` (imported only for ``run.executor: ray``) runs shards of
+them on Ray actors. Either way every record reaches ``emit`` on the run's own thread.
 
 With ``run.repeats`` above 1 each sample is played that many times, its repeats one after
 another; repeat r >= 1 plays through :class:`SeededBackend`, which gives its requests the
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from itertools import islice
 from typing import Any
+from typing import Protocol
 from typing import TextIO
 from typing import TypeVar
 from typing import cast
@@ -42,6 +44,7 @@ from harness._repeats import repeat_seed
 from harness._store import Key
 
 Item = TypeVar("Item")
+Emit = Callable[[dict[str, Any]], None]  # takes a finished sample's record; the run writes it
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,25 @@ class WorkUnit:
     shard: int = 0
     num_shards: int = 1
     repeats: int = 1
+
+
+class Executor(Protocol):
+    """Where work units are played. :meth:`play` skips the keys in ``done`` and hands every
+    record to ``emit`` on the calling thread, which alone writes ``samples.jsonl``."""
+
+    def play(self, units: list[WorkUnit], done: set[Key], emit: Emit) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """The default: each unit in this process, one after another; ``play_unit`` builds
+    nothing (the run's parts are built once) and plays one unit."""
+
+    play_unit: Callable[[WorkUnit, set[Key], Emit], None]
+
+    def play(self, units: list[WorkUnit], done: set[Key], emit: Emit) -> None:
+        for unit in units:
+            self.play_unit(unit, done, emit)
 
 
 def default_metric_entries(task: Task, extra: tuple[Entry, ...]) -> tuple[Entry, ...]:

@@ -27,6 +27,9 @@ from harness._parts import Backend
 from harness._parts import Builder
 from harness._parts import Metric
 from harness._parts import Task
+from harness._play import Emit
+from harness._play import Executor
+from harness._play import LocalExecutor
 from harness._play import Progress
 from harness._play import WorkUnit
 from harness._play import default_metric_entries
@@ -296,8 +299,7 @@ class Run:
         writer = SampleWriter(self.run_dir / SAMPLES, self.manifest.run.flush_every)
         status, error = "failed", None
         try:
-            for unit in units:
-                self._run_unit(unit, parts, done, writer, progress, info)
+            self._executor(parts).play(units, done, self._emitter(writer, progress, info))
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -379,19 +381,27 @@ class Run:
             for task in m.tasks
         ]
 
-    def _run_unit(
-        self,
-        unit: WorkUnit,
-        parts: dict[str, Any],
-        done: set[Key],
-        writer: SampleWriter,
-        progress: Progress,
-        info: RunInfo,
-    ) -> None:
+    def _executor(self, parts: dict[str, Any]) -> Executor:
+        """Where the units play: in this process, or (``run.executor: ray``) on Ray actors,
+        with each backend's concurrency as its cluster-wide limit. Ray is imported only then."""
+        if self.manifest.run.executor != "ray":
+            return LocalExecutor(lambda unit, done, emit: self._run_unit(unit, parts, done, emit))
+        from harness._ray import RayExecutor
+
+        requested = self.manifest.run.concurrency
+        limits = {k: backend_concurrency(b, requested) for k, b in parts["backends"].items()}
+        return RayExecutor(self.manifest, self.host, self.run_dir, limits, self.show_progress)
+
+    def _run_unit(self, unit: WorkUnit, parts: dict[str, Any], done: set[Key], emit: Emit) -> None:
         backend = parts["backends"][unit.backend.id]
         task = parts["tasks"][unit.task.id]
         metrics: list[Metric] = [parts["metrics"][e.id] for e in unit.metrics]
         concurrency = max(1, backend_concurrency(backend, self.manifest.run.concurrency))
+        run_unit(unit, (task, backend, metrics), done, concurrency, emit)
+
+    def _emitter(self, writer: SampleWriter, progress: Progress, info: RunInfo) -> Emit:
+        """What each finished record goes through, on the run's thread, whatever executor
+        played it: ``samples.jsonl``, the tally, the report's digest, progress, hooks."""
         hooks = self.host.has_impls("on_sample_finished")
 
         def emit(data: dict[str, Any]) -> None:
@@ -405,7 +415,7 @@ class Run:
                 event = SampleFinished(info, SampleRecord.from_dict(data))
                 self._notify("on_sample_finished", run=info, record=data, event=event)
 
-        run_unit(unit, (task, backend, metrics), done, concurrency, emit)
+        return emit
 
     def _count_metric_errors(self, data: dict[str, Any]) -> None:
         for metric_id, message in (data.get("metric_errors") or {}).items():
