@@ -456,7 +456,10 @@ class Training:
         if mode != "prompt":
             tool = principles_tool(list(self.task.actions), self.params.max_principle_chars)
             choice = {"type": "function", "function": {"name": SET_PRINCIPLES}}
-            request = replace(request, tools=(tool,), tool_choice=choice, mode=mode)
+            one_call = replace(request.params, extra={"max_calls": 1})  # one rewrite
+            request = replace(
+                request, tools=(tool,), tool_choice=choice, mode=mode, params=one_call
+            )
         response = self.optimizer.chat(request)
         new, answer = read_principles(
             response, principles, set(self.task.actions), self.params.max_principle_chars
