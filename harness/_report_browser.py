@@ -43,13 +43,19 @@ class Picker:
 
     def add(self, record: JSON) -> None:
         key = (record["task"], record["backend"])
-        self.seen[key] = self.seen.get(key, 0) + 1
+        seen = self.seen[key] = self.seen.get(key, 0) + 1
+        if seen > 2 * self.quota and self._full(key):  # the common case in a large run
+            return
         headline = self._headline(record)
         score = (record.get("scores") or {}).get(headline) if headline else None
         bucket = self.passed if _outcome(record, score) == "pass" else self.failed
         kept = bucket.setdefault(key, [])
         if len(kept) < self.quota:  # compacted only when kept: most records are not
             kept.append(compact(record, headline))
+
+    def _full(self, key: tuple[str, str]) -> bool:
+        failed, passed = self.failed.get(key, ()), self.passed.get(key, ())
+        return len(failed) >= self.quota and len(passed) >= self.quota
 
     def _headline(self, record: JSON) -> str | None:
         declared = self.headlines.get(record["task"])

@@ -103,12 +103,15 @@ class Cost:
 
     def add(self, record: JSON) -> None:
         timing = record.get("timing") or {}
+        seconds = timing.get("total_s") or 0.0
         self.samples += 1
-        self.errors += record.get("error") is not None
-        self.retries += int(record.get("retries") or 0)
-        seconds = float(timing.get("total_s") or 0.0)
+        if record.get("error") is not None:
+            self.errors += 1
+        retries = record.get("retries")
+        if retries:
+            self.retries += int(retries)
         self.seconds += seconds
-        self.tokens += int(timing.get("input_tokens") or 0) + int(timing.get("output_tokens") or 0)
+        self.tokens += (timing.get("input_tokens") or 0) + (timing.get("output_tokens") or 0)
         if len(self.latencies) < MAX_LATENCIES or self.samples % 10 == 0:
             self.latencies.append(seconds)
 
