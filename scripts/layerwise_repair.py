@@ -70,7 +70,6 @@ def load_config(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
     """Diagnose, then train every arm under every seed; every number in one document."""
-    import torch
     from harness_plugins.layerwise import _repair as r
     from harness_plugins.layerwise._diagnose import DIVERGENCE_KEYS
     from harness_plugins.layerwise._diagnose import ProbeOptions
@@ -78,6 +77,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     from harness_plugins.layerwise._llama import load_gguf
     from harness_plugins.layerwise._task import layer_table
     from harness_plugins.layerwise._tokenizer import GGUFTokenizer
+    from harness_plugins.layerwise._torch import torch  # OpenMP waits passively (see there)
     from harness_plugins.shared.models import resolve_model
 
     started = time.perf_counter()
@@ -193,6 +193,8 @@ def verdict(arm: str, paired: tuple[float, float, float]) -> str:
     if arm == "uniform":
         return "baseline"
     _, low, high = paired
+    if low == high:
+        return "no interval (one seed)"
     if high < 0:
         return "better than uniform"
     if low > 0:

@@ -15,6 +15,9 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# OpenMP threads (llama.cpp's and torch's, which share libgomp once llama_cpp is imported
+# below) wait passively: spinning waiters on a busy 2-core machine made torch steps 50x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from harness._plugins import PluginHost
 from harness.testing import write_jsonl

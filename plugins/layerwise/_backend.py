@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from harness_plugins.shared import scoring
 from harness_plugins.shared.models import resolve_model
 
@@ -25,6 +24,7 @@ from . import TorchParams
 from ._llama import Llama
 from ._llama import load_gguf
 from ._tokenizer import GGUFTokenizer
+from ._torch import torch
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -45,6 +45,7 @@ class TorchBackend(Backend):
         self.llama, self.fields = load_gguf(self.model.path, DTYPES[params.dtype])
         if params.weights:
             _overlay(self.llama, Path(params.weights))
+        self.llama.requires_grad_(False)  # inference only: derivatives are taken on states
         self.tokenizer = GGUFTokenizer(self.fields)
         self.load_s = time.perf_counter() - started
         self._lock = threading.Lock()

@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from . import _measures as m
 from ._llama import Llama
 from ._llama import Trace
+from ._torch import torch
+
+Tensor = torch.Tensor
 
 FAMILIES = ("hidden", "attention", "jacobian", "curvature")
 #: Per family: the layer entry's key holding the divergence D_l (larger = further apart).
@@ -74,7 +75,23 @@ def diagnose(
     options: ProbeOptions,
     ref: ReferencePass | None = None,
 ) -> dict[str, Any]:
-    """Per-layer measures and output statistics of ``changed`` against ``reference``."""
+    """Per-layer measures and output statistics of ``changed`` against ``reference``.
+
+    numpy's BLAS runs on one thread here: the matrices are small (tokens x width), and its
+    spinning threads slowed a probe threefold on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _diagnose(reference, changed, ids, options, ref)
+
+
+def _diagnose(
+    reference: Llama,
+    changed: Llama,
+    ids: Sequence[int],
+    options: ProbeOptions,
+    ref: ReferencePass | None,
+) -> dict[str, Any]:
     ref = ref or reference_pass(reference, ids, options)
     ref_trace, y_grads = ref.trace, ref.y_grads
     with torch.no_grad():
@@ -98,13 +115,12 @@ def _reference_pass(
             trace = model.run(ids)
         return trace, [None] * len(trace.hidden)
     with torch.enable_grad():
-        trace = model.run(ids)
-        for h in trace.hidden:
-            h.retain_grad()
+        leaf = model.embed_ids(ids).detach().requires_grad_(True)  # frozen weights welcome
+        trace = model.run(ids, embedded=leaf)
         greedy = trace.logprobs.detach().argmax(-1)
-        trace.logprobs.gather(-1, greedy[:, None]).sum().backward()
-    found = [None if h.grad is None else h.grad.detach() for h in trace.hidden]
-    return _detached(trace), found
+        y = trace.logprobs.gather(-1, greedy[:, None]).sum()
+        found = torch.autograd.grad(y, trace.hidden)  # no .grad left on any parameter
+    return _detached(trace), [g.detach() for g in found]
 
 
 def _detached(trace: Trace) -> Trace:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
-from torch import nn
+
+from ._torch import torch
+
+Tensor = torch.Tensor
+nn = torch.nn
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,20 @@ class Block(nn.Module):
         self.up = nn.Linear(c.dim, c.ffn, bias=False)
         self.down = nn.Linear(c.ffn, c.dim, bias=False)
 
-    def forward(self, h: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """``h`` [T, dim] -> (the block's output [T, dim], attention probabilities [H, T, T])."""
-        attended, probs = self.attention(rms_norm(h, self.attn_norm, self.config.eps), rope)
+    def forward(
+        self, h: Tensor, rope: tuple[Tensor, Tensor], blocked: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``h`` [T, dim] -> (the block's output [T, dim], attention probabilities [H, T, T]).
+        ``blocked`` [T, T] (True: may not attend) replaces the causal mask."""
+        x = rms_norm(h, self.attn_norm, self.config.eps)
+        attended, probs = self.attention(x, rope, blocked)
         h = h + attended
         x = rms_norm(h, self.ffn_norm, self.config.eps)
         return h + self.down(nn.functional.silu(self.gate(x)) * self.up(x)), probs
 
-    def attention(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    def attention(
+        self, x: Tensor, rope: tuple[Tensor, Tensor], blocked: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         c, t = self.config, x.shape[0]
         q = rotate(self.q(x).view(t, c.heads, c.head_dim), rope)
         k = rotate(self.k(x).view(t, c.kv_heads, c.head_dim), rope)
@@ -74,8 +82,9 @@ class Block(nn.Module):
         group = c.heads // c.kv_heads
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(c.head_dim)
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        probs = scores.masked_fill(causal, float("-inf")).softmax(dim=-1)
+        if blocked is None:
+            blocked = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        probs = scores.masked_fill(blocked, float("-inf")).softmax(dim=-1)
         out = torch.einsum("hqk,khd->qhd", probs, v).reshape(t, c.dim)
         return self.o(out), probs
 
@@ -91,10 +100,13 @@ class Llama(nn.Module):
         self.norm = nn.Parameter(torch.ones(config.dim))
         self.head = nn.Linear(config.dim, config.vocab, bias=False)
 
-    def rope(self, positions: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    def rope(self, positions: int | Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Rotary tables for positions ``0..positions-1`` (or the given position of each token)."""
         half = self.config.head_dim // 2
         inv = self.config.rope_base ** (-torch.arange(half, dtype=torch.float64) * 2 / (2 * half))
-        angles = torch.arange(positions, dtype=torch.float64)[:, None] * inv[None, :]
+        if isinstance(positions, int):
+            positions = torch.arange(positions)
+        angles = positions.to(torch.float64)[:, None] * inv[None, :]
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
     def embed_ids(self, ids: list[int] | Tensor) -> Tensor:
@@ -114,9 +126,10 @@ class Llama(nn.Module):
             h, _ = block(h, rope)
         return self.logprobs(h)
 
-    def run(self, ids: list[int] | Tensor) -> Trace:
-        """Every boundary: ``hidden[0]`` is the embedding, ``hidden[l]`` block l's output."""
-        h = self.embed_ids(ids)
+    def run(self, ids: list[int] | Tensor, embedded: Tensor | None = None) -> Trace:
+        """Every boundary: ``hidden[0]`` is the embedding (``embedded`` when given: a leaf
+        to differentiate against), ``hidden[l]`` block l's output."""
+        h = self.embed_ids(ids) if embedded is None else embedded
         rope = self.rope(h.shape[0], h.dtype)
         hidden, attention = [h], []
         for block in self.blocks:
@@ -124,6 +137,40 @@ class Llama(nn.Module):
             hidden.append(h)
             attention.append(probs)
         return Trace(hidden, attention, self.logprobs(h))
+
+    def choice_logprobs(self, prompt: list[int], choices: list[list[int]]) -> list[float]:
+        """Each choice's summed log-probability after ``prompt``, all in one forward pass:
+        the choices follow the prompt side by side, each at the positions it would have alone
+        and attending only to the prompt and itself (what scoring them one by one gives)."""
+        ids, positions, owner = list(prompt), list(range(len(prompt))), [-1] * len(prompt)
+        for index, choice in enumerate(choices):
+            ids += choice
+            positions += range(len(prompt), len(prompt) + len(choice))
+            owner += [index] * len(choice)
+        rows = self._packed(ids, torch.tensor(positions), torch.tensor(owner))
+        return [
+            self._choice_score(rows, ids, owner, index, len(prompt))
+            for index in range(len(choices))
+        ]
+
+    def _packed(self, ids: list[int], positions: Tensor, owner: Tensor) -> Tensor:
+        order = torch.arange(len(ids))
+        visible = (order[None, :] <= order[:, None]) & (
+            (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+        )
+        h = self.embed_ids(ids)
+        rope = self.rope(positions, h.dtype)
+        for block in self.blocks:
+            h, _ = block(h, rope, ~visible)
+        return self.logprobs(h)
+
+    @staticmethod
+    def _choice_score(
+        rows: Tensor, ids: list[int], owner: list[int], index: int, start: int
+    ) -> float:
+        spots = [i for i, o in enumerate(owner) if o == index]
+        previous = [start - 1, *spots[:-1]]
+        return float(sum(rows[p, ids[s]] for p, s in zip(previous, spots, strict=True)))
 
 
 @dataclass

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
+
+from ._torch import torch
+
+Tensor = torch.Tensor
 
 TINY = 1e-12
 LN2 = math.log(2.0)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import stats
 
 from . import _measures
 from ._llama import Llama
+from ._torch import torch
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def distil(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return model.eval(), losses
 
 
@@ -113,7 +113,8 @@ def qa_accuracy(model: Llama, encode: Any, questions: Sequence[QA]) -> float:
     """Share of questions whose right answer is the most likely choice."""
     right = 0
     for qa in questions:
-        scores = [_continuation_logprob(model, encode, qa.prompt, c) for c in qa.choices]
+        choices = [encode(c, bos=False) for c in qa.choices]
+        scores = model.choice_logprobs(encode(qa.prompt), choices)
         right += int(int(np.argmax(scores)) == qa.answer)
     return right / len(questions)
 
