@@ -216,3 +216,43 @@ def test_a_layerwise_run_compares_two_onnx_folders(tmp_path, write_manifest):
     result = records[0]["layerwise"]
     assert result["method"] == "finite differences"
     assert most_divergent(result["layers"], "hidden") == 2
+
+
+# ------------------------------------------------------------------------------ real models
+@pytest.mark.slow
+def test_smollm2_onnx_variants_against_the_torch_gguf(tmp_path):
+    """The GGUF in torch (float64) against its fp32 and int4 ONNX exports: fp32 differs by
+    rounding only, int4 carries weight error, so its KL is larger. Needs the exported variants
+    (`harness models export --quant fp32 --quant int4`); skipped without them."""
+    from harness_plugins.layerwise import TorchParams
+    from harness_plugins.layerwise._backend import TorchBackend
+    from harness_plugins.onnx import OnnxParams
+    from harness_plugins.onnx._backend import OnnxBackend
+    from harness_plugins.shared.store import find_variant
+
+    from harness import BuildContext
+
+    names = [f"smollm2-135m-instruct-onnx-{q}" for q in ("fp32", "int4")]
+    if any(find_variant(name) is None for name in names):
+        pytest.skip(
+            "no ONNX variants in the store: harness models export --quant fp32 --quant int4"
+        )
+    context = BuildContext("lw", tmp_path)
+    torch_backend = TorchBackend(
+        TorchParams(model="smollm2-135m-instruct", dtype="float64"), context
+    )
+    reference, ref_tokens = torch_backend.layer_model()
+    text = "The capital of France is Paris, a city on the Seine known for its museums."
+    ids = ref_tokens.encode(text)
+    options = ProbeOptions(families=("hidden", "jacobian"), hutchinson_samples=2)
+    kl = {}
+    for name in names:
+        backend = OnnxBackend(OnnxParams(model=name, warmup=0), context)
+        model, tokens = backend.layer_model()
+        assert tokens.encode(text) == ids
+        result = diagnose_forward(TorchForward(reference), model, ids, options)
+        kl[name] = result["output"]["kl_mean"]
+        if name.endswith("fp32"):
+            assert max(x["rel_l2"] for x in result["layers"]) < 1e-3
+            assert result["output"]["top1"] == 1.0
+    assert kl[names[1]] > 10 * kl[names[0]]
