@@ -34,6 +34,11 @@ from ._diagnose import ProbeOptions
 from ._diagnose import ReferencePass
 from ._diagnose import diagnose
 from ._diagnose import reference_pass
+from ._forward import ForwardReference
+from ._forward import as_forward
+from ._forward import diagnose_forward
+from ._forward import forward_reference_pass
+from ._llama import Llama
 
 #: Output statistics that become scores (the rest stay in the record).
 OUTPUT_SCORES = ("kl_mean", "kl_p99", "top1", "ppl", "ppl_delta")
@@ -54,6 +59,7 @@ class LayerwiseTask(Task):
             tuple(params.families), params.hutchinson_samples, context.seed or 0
         )
         self._passes: dict[str, ReferencePass] = {}
+        self._forward_passes: dict[str, ForwardReference] = {}
         self._lock = threading.Lock()
 
     def _paragraphs(self) -> list[str]:
@@ -84,18 +90,32 @@ class LayerwiseTask(Task):
         ids = ref_tokens.encode(text)
         if tokens.encode(text) != ids:
             raise ValueError("the backend tokenizes this paragraph differently from the reference")
+        ids = ids[: self.params.max_tokens]
+        if not (isinstance(reference, Llama) and isinstance(changed, Llama)):
+            return Outcome(
+                output=None, fields={"layerwise": self._forward(sample, reference, changed, ids)}
+            )
         if reference.config != changed.config:
             raise ValueError(
                 f"the backend's shape {changed.config} differs from the reference's "
                 f"{reference.config}; layer mapping is identity only"
             )
-        ids = ids[: self.params.max_tokens]
         with self._lock:
             if sample.id not in self._passes:
                 self._passes[sample.id] = reference_pass(reference, ids, self._options)
             ref = self._passes[sample.id]
         result = diagnose(reference, changed, ids, self._options, ref)
         return Outcome(output=None, fields={"layerwise": result})
+
+    def _forward(self, sample: Sample, reference: Any, changed: Any, ids: list[int]) -> Any:
+        """Forward-only models (ONNX): :func:`._forward.diagnose_forward`, finite differences."""
+        reference, changed = as_forward(reference), as_forward(changed)
+        with self._lock:
+            if sample.id not in self._forward_passes:
+                found = forward_reference_pass(reference, ids, self._options)
+                self._forward_passes[sample.id] = found
+            ref = self._forward_passes[sample.id]
+        return diagnose_forward(reference, changed, ids, self._options, ref=ref)
 
     def aggregate(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Per-layer means as ``layer NN`` subtask rows; each family's most divergent layer
@@ -133,7 +153,7 @@ def _layers(backend: Any, role: str) -> tuple[Any, Any]:
     if "layers" not in getattr(backend, "capabilities", ()):
         raise ValueError(
             f"the {role} ({type(backend).__name__}) does not expose its layers; use a backend "
-            "with the `layers` capability (type: torch)"
+            "with the `layers` capability (type: torch, or onnx with the onnx package)"
         )
     found: tuple[Any, Any] = backend.layer_model()
     return found

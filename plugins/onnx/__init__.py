@@ -68,13 +68,17 @@ class OnnxParams(Params):
 
     def capabilities(self) -> frozenset[str]:
         """Scoring always; constrained calls when onnxruntime-genai (its grammar engine) is
-        installed."""
+        installed; ``layers`` (the ``layerwise`` task) when the ``onnx`` package, which rewrites
+        the graph, and torch (the task's other half) are."""
         import importlib.util
 
-        genai = importlib.util.find_spec("onnxruntime_genai") is not None
+        def has(name: str) -> bool:
+            return importlib.util.find_spec(name) is not None
+
         return frozenset(
             {"native_tools", "streaming", "logprobs", "loglikelihood"}
-            | ({"constrained"} if genai else set())
+            | ({"constrained"} if has("onnxruntime_genai") else set())
+            | ({"layers"} if has("onnx") and has("torch") else set())
         )
 
     def preflight(self, base_dir: Path) -> list[str]:

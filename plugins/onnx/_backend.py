@@ -67,6 +67,7 @@ class OnnxBackend(Backend):
         self.capabilities = params.capabilities()
         self.engine = _engine(params.engine)
         self._genai: Any = None
+        self._layer_model: tuple[Any, Any] | None = None
         if self.engine == "genai":
             self._genai_model()
         if self.engine == "genai":  # one copy of the weights in memory: ours comes back lazily
@@ -111,6 +112,18 @@ class OnnxBackend(Backend):
         """The continuation's log-probability after the context, and whether it is greedy
         (harness_plugins.shared.scoring's rule, lm-eval's)."""
         return scoring.loglikelihood(self, context, continuation)
+
+    def layer_model(self) -> tuple[Any, Any]:
+        """The graph with its block boundaries read out and overridable, and the folder's
+        tokenizer, for the ``layerwise`` task (``layers`` capability). A second session over
+        the rewritten graph, made on first use."""
+        if self._layer_model is None:
+            from harness_plugins.layerwise._onnx_layers import OnnxForward
+            from harness_plugins.layerwise._onnx_layers import OnnxTokenizer
+
+            forward = OnnxForward(self.model.model_file, threads=self.threads)
+            self._layer_model = forward, OnnxTokenizer(self.tokenizer, self.model.settings())
+        return self._layer_model
 
     def info(self) -> dict[str, Any]:
         import onnxruntime
