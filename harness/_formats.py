@@ -57,11 +57,12 @@ def formats_hint(axes: FormatAxes) -> str:
     return f"use 'all' or axis=value pairs joined by '&' ({listing})"
 
 
-def formats_param(axes: FormatAxes, description: str) -> Any:
-    """The ``formats`` parameter of a task with format axes: a list of names, ``all`` by
-    default, checked against the axes when the manifest is validated (exit 2, one line)."""
+def formats_param(axes: FormatAxes, description: str, optional: bool = False) -> Any:
+    """The ``formats`` parameter of a task with format axes: a list of names, ``[all]`` by
+    default (``None`` when ``optional``: a task that plays no probe unless asked), checked
+    against the axes when the manifest is validated (exit 2, one line)."""
     return param(
-        [ALL],
+        None if optional else [ALL],
         description=description,
         schema={
             "minItems": 1,

@@ -122,13 +122,27 @@ NATIVE_AXES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The categories of BFCL's format_sensitivity id map, in its order.
+FORMAT_ID_ORDER: tuple[AstCategory, ...] = (
+    "simple_python",
+    "parallel",
+    "multiple",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
+
+
 class BFCLFormatTaskParams(BFCLTaskParams):
     """BFCL V4's format-sensitivity probe: the entries of its ``format_sensitivity`` id map
     (200 single-turn ids) played under each named prompt configuration."""
 
     categories: list[AstCategory] = param(
-        list(get_args(AstCategory)),
-        description="Categories of BFCL's format_sensitivity id map to play, in this order.",
+        list(FORMAT_ID_ORDER),
+        description="Categories of BFCL's format_sensitivity id map to play, in this order "
+        "(by default all eight, in the id map's order, as BFCL plays them).",
         schema={"minItems": 1, "uniqueItems": True},
     )
     limit: int | None = param(
