@@ -94,6 +94,13 @@ API_GROUPS: dict[str, list[str]] = {
         "parse_json",
     ],
     "Agents and environments": ["Environment", "StepResult", "Agent", "Episode", "Trajectory"],
+    "Prompt-format axes": [
+        "FormatAxes",
+        "formats_param",
+        "select_formats",
+        "format_name",
+        "parse_format",
+    ],
     "Records that cross plugin boundaries": [
         "Message",
         "ToolCall",
