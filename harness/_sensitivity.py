@@ -12,7 +12,8 @@ format axes. Per (task, backend, metric):
   under every configuration, so the configurations stay paired as they were played;
 - per axis, its effect: the mean absolute difference between configurations that differ in
   that axis alone (BFCL's 26 configurations are not a full grid: comparing marginal means
-  would mix axes), with its interval; the axis with the largest effect is named;
+  would mix axes), with its interval; the axis with the largest effect is named (none when
+  no axis moves the score);
 - per (task, metric) with two backends or more, how stable their ranking is across
   configurations: Kendall's tau between each pair of configurations' scores, its mean and min.
 """
@@ -114,7 +115,7 @@ def summarise(table: Table, resamples: int = RESAMPLES) -> JSON:
         out[f"{name}_ci"] = _interval(stat(replicates), low, high)
     out |= _extremes(configs, means)
     out["axes"] = _axes(configs, means, replicates, pairs, low, high)
-    effects = {a: v["effect"] for a, v in out["axes"].items() if v["effect"] is not None}
+    effects = {a: v["effect"] for a, v in out["axes"].items() if v["effect"]}
     out["most_sensitive_axis"] = max(effects, key=lambda a: effects[a]) if effects else None
     return out
 
@@ -220,8 +221,9 @@ def _marginals(configs: list[str], means: Any, axis: str) -> dict[str, float | N
 
 
 def _extremes(configs: list[str], means: Any) -> JSON:
+    """The best and worst configurations; none when every configuration scores the same."""
     scored = [(float(m), c) for c, m in zip(configs, means, strict=True) if not math.isnan(m)]
-    if not scored:
+    if not scored or max(scored)[0] == min(scored)[0]:
         return {"best": None, "worst": None}
     return {"best": max(scored)[1], "worst": min(scored)[1]}
 

@@ -362,6 +362,13 @@ def test_analysis_ignores_records_without_a_configuration() -> None:
     assert analyse(plain) == {}
 
 
+def test_analysis_names_no_axis_when_nothing_moves() -> None:
+    flat = synthetic("a", {"x=1&y=1": [0, 0], "x=2&y=1": [0, 0], "x=1&y=2": [0, 0]})
+    got = analyse(flat, resamples=100)["t"]["backends"]["a"]["accuracy"]
+    assert got["spread"] == 0 and got["spread_ci"] == [0, 0]
+    assert got["most_sensitive_axis"] is None and got["best"] is None
+
+
 # --- APIGen's axes ----------------------------------------------------------------------------
 
 
