@@ -23,6 +23,11 @@ from harness._errors import ManifestError
 from harness._errors import PluginError
 from harness._errors import StopRun
 from harness._figures import figure_html
+from harness._formats import FormatAxes
+from harness._formats import format_name
+from harness._formats import formats_param
+from harness._formats import parse_format
+from harness._formats import select_formats
 from harness._hookspecs import hookimpl
 from harness._inputs import parse_json
 from harness._inputs import read_jsonl
@@ -89,6 +94,13 @@ API_GROUPS: dict[str, list[str]] = {
         "parse_json",
     ],
     "Agents and environments": ["Environment", "StepResult", "Agent", "Episode", "Trajectory"],
+    "Prompt-format axes": [
+        "FormatAxes",
+        "formats_param",
+        "select_formats",
+        "format_name",
+        "parse_format",
+    ],
     "Records that cross plugin boundaries": [
         "Message",
         "ToolCall",
@@ -124,6 +136,7 @@ __all__ = [
     "Entry",
     "Environment",
     "Episode",
+    "FormatAxes",
     "GenerationParams",
     "HarnessError",
     "InputError",
@@ -154,14 +167,18 @@ __all__ = [
     "ToolCall",
     "Trajectory",
     "figure_html",
+    "format_name",
+    "formats_param",
     "hookimpl",
     "load_manifest",
     "load_results",
     "load_samples",
     "param",
+    "parse_format",
     "parse_json",
     "read_jsonl",
     "run_manifest",
+    "select_formats",
 ]
 
 _compat.install()

@@ -152,6 +152,17 @@ class Task(Part):
         column names, so differently prompted runs never share a column)."""
         return {}
 
+    def format_axes(self) -> dict[str, tuple[str, ...]]:
+        """The prompt-format axes this task can vary (axis -> values), ``{}`` for none.
+
+        A task with axes plays each sample under the configurations a manifest names (its
+        ``formats`` parameter, see :func:`harness.formats_param`) and puts ``format`` (the
+        configuration's name, ``axis=value&...``) and ``format_item`` (the sample's id
+        without the configuration) into each record's fields; the run then reports the score
+        per configuration, its spread and the axis that moves it most
+        (``results.json`` ``format_sensitivity``, docs/format-sensitivity.md)."""
+        return {}
+
     def aggregate(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """Aggregates this task computes itself, for metrics that are not a mean of
         per-sample numbers (a corpus BLEU, a perplexity, an lm-eval task's own aggregation

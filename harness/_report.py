@@ -36,6 +36,7 @@ from harness._results import SUMMARY_COLUMNS
 from harness._results import RunView
 from harness._results import error_count
 from harness._results import load_results
+from harness._sensitivity_report import format_sections
 from harness._store import SAMPLES
 from harness._store import write_atomic
 
@@ -184,6 +185,7 @@ def render_report(
         parts.append(_section("Backends compared, sample by sample", body, "compared"))
     drawn = "".join(figures(rows, headlines, costs)) or NOTHING_TO_PLOT
     parts.append(_section("Figures", drawn, "figures"))
+    parts += [_section(t, body, "format-" + _slug(t)) for t, body in format_sections(view.run_dir)]
     parts += _plugin_sections(view, host, failures if failures is not None else [])
     parts.append(_section("Tables", _tables(rows), "tables"))
     chosen = picker.chosen(headlines)

@@ -313,7 +313,8 @@ class Run:
             if status != "finished":
                 self._end(info, status, None, len(done), error)
         rows = self._own_aggregates(self.tally.rows(_declared_groups(info.manifest)), parts)
-        results = write_results(self.run_dir, self.results_context(info.manifest), rows)
+        context = self.results_context(info.manifest) | self._format_sensitivity(parts)
+        results = write_results(self.run_dir, context, rows)
         manifest = RunView.read_manifest(self.run_dir)
         view = RunView(self.run_dir, manifest, rows, self.tally.failures, self.tally.labels)
         write_report(view, self.host, self.hook_errors, self.digest)
@@ -350,6 +351,20 @@ class Run:
                 if own:
                     rows = merge_task_rows(rows, backend_id, task_id, own, self.tally.counts)
         return rows
+
+    def _format_sensitivity(self, parts: dict[str, Any]) -> dict[str, Any]:
+        """``{"format_sensitivity": ...}`` when a task declares format axes (read from
+        ``samples.jsonl`` once; see :mod:`harness._sensitivity`), else nothing."""
+        axes = {tid: t.format_axes() for tid, t in parts["tasks"].items() if t.format_axes()}
+        if not axes:
+            return {}
+        from harness._sensitivity import analyse
+
+        records = (r for r in iter_records(self.run_dir / SAMPLES) if r["task"] in axes)
+        found = analyse(records)
+        for task_id, entry in found.items():
+            entry["axes"] = {a: list(v) for a, v in axes[task_id].items()}
+        return {"format_sensitivity": found} if found else {}
 
     def _end(
         self,

@@ -218,6 +218,8 @@ def _unknown_keys(error: jsonschema.ValidationError, prefix: str) -> list[str]:
 
 
 def _message(kind: str, inst: Any, schema: dict[str, Any], error: Any) -> str:
+    if "x-hint" in schema and kind in ("pattern", "enum"):  # the declaring part's own fix
+        return f"{_show(inst)} is not allowed; {schema['x-hint']}"
     if kind == "type":
         wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         names = " or ".join(TYPE_NAMES.get(str(t), str(t)) for t in wanted)

@@ -15,6 +15,7 @@ from typing import Literal
 from harness import Params
 from harness import Register
 from harness import ToolCall
+from harness import formats_param
 from harness import hookimpl
 from harness import param
 
@@ -43,6 +44,17 @@ def register_metrics(register: Register) -> None:
 Mode = Literal["prompt", "native", "constrained"]
 
 
+#: The prompt-format axes of the apigen task (prompt mode): where xLAM's task instruction and
+#: tools go (``user``: xLAM's one sectioned user message; ``system``: instruction and tools in a
+#: system message, format instruction and query in the user message), and how the tools are
+#: written (``xlam``: APIGen's own ``{name, description, parameters}``; ``openai``: the OpenAI
+#: tools with JSON Schema parameters that native mode sends).
+FORMAT_AXES: dict[str, tuple[str, ...]] = {
+    "tools_in": ("user", "system"),
+    "tool_format": ("xlam", "openai"),
+}
+
+
 class APIGenTaskParams(Params):
     """Function calling over an APIGen / xlam-function-calling-60k format file."""
 
@@ -56,6 +68,13 @@ class APIGenTaskParams(Params):
     )
     max_tokens: int = param(512, minimum=1)
     temperature: float = param(0, minimum=0)
+    formats: list[str] | None = formats_param(
+        FORMAT_AXES,
+        description="Prompt mode: play every item under these prompt configurations (a "
+        "format-sensitivity probe; 'all': the 4 combinations of tools_in and tool_format). "
+        "Unset: xLAM's prompt only, as always.",
+        optional=True,
+    )
 
 
 class FormatParams(Params):

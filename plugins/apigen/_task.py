@@ -31,13 +31,22 @@ from harness import Sample
 from harness import Score
 from harness import Task
 from harness import ToolCall
+from harness import format_name
+from harness import parse_format
 from harness import parse_json
 from harness import read_jsonl
+from harness import select_formats
+
+from . import FORMAT_AXES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from . import APIGenTaskParams
+
+#: xLAM's own prompt: one sectioned user message, the tools as APIGen records.
+DEFAULT_FORMAT = "tools_in=user&tool_format=xlam"
+_GRID = [(t, f) for t in FORMAT_AXES["tools_in"] for f in FORMAT_AXES["tool_format"]]
 
 TASK_INSTRUCTION = (
     "You are an expert in composing functions. You are given a question and a set of possible "
@@ -134,39 +143,52 @@ class APIGenTask(Task):
         self.mode = params.mode
         default = "xlam" if self.mode == "prompt" else "openai_tool_calls"
         self.decoder = context.build("decoder", params.decoder or default)
+        self.formats = _selected(params, context.id)
 
     def samples(self) -> Iterator[Sample]:
         limit = self.params.limit
         for index, row in enumerate(read_records(self.path)):
             if limit is not None and index >= limit:
                 return
-            tools = tuple(openai_tool(t) for t in row["tools"])
-            yield Sample(
-                id=str(row.get("id", index)),
-                messages=self._messages(row),
-                tools=None if self.mode == "prompt" else tools,
-                target=row["answers"],
-                metadata={"tools": row["tools"]},
-            )
+            item = str(row.get("id", index))
+            for name in self.formats or [None]:
+                yield self._sample(row, item, name)
 
-    def _messages(self, row: dict[str, Any]) -> tuple[Message, ...]:
+    def _sample(self, row: dict[str, Any], item: str, name: str | None) -> Sample:
+        """One item as asked; under a probe configuration its id is ``<configuration>:<id>``."""
+        tools = tuple(openai_tool(t) for t in row["tools"])
+        metadata: dict[str, Any] = {"tools": row["tools"]}
+        if name is not None:
+            metadata |= {"format": name, "item": item}
+        return Sample(
+            id=item if name is None else f"{name}:{item}",
+            messages=self._messages(row, parse_format(name or DEFAULT_FORMAT)),
+            tools=None if self.mode == "prompt" else tools,
+            target=row["answers"],
+            metadata=metadata,
+        )
+
+    def _messages(self, row: dict[str, Any], config: dict[str, str]) -> tuple[Message, ...]:
         if self.mode != "prompt":
             return (Message("user", row["query"]),)
-        xlam_tools = [
-            {
-                "name": t["name"],
-                "description": t.get("description", ""),
-                "parameters": t.get("parameters", {}),
-            }
-            for t in row["tools"]
-        ]
-        content = (
+        tools = _shown_tools(row["tools"], config["tool_format"])
+        instruction = (
             f"[BEGIN OF TASK INSTRUCTION]\n{TASK_INSTRUCTION}\n[END OF TASK INSTRUCTION]\n\n"
-            f"[BEGIN OF AVAILABLE TOOLS]\n{json.dumps(xlam_tools)}\n[END OF AVAILABLE TOOLS]\n\n"
+        )
+        available = f"[BEGIN OF AVAILABLE TOOLS]\n{json.dumps(tools)}\n[END OF AVAILABLE TOOLS]\n\n"
+        rest = (
             f"[BEGIN OF FORMAT INSTRUCTION]\n{FORMAT_INSTRUCTION}\n[END OF FORMAT INSTRUCTION]\n\n"
             f"[BEGIN OF QUERY]\n{row['query']}\n[END OF QUERY]\n"
         )
-        return (Message("user", content),)
+        if config["tools_in"] == "system":
+            return (
+                Message("system", (instruction + available).rstrip("\n")),
+                Message("user", rest),
+            )
+        return (Message("user", instruction + available + rest),)
+
+    def format_axes(self) -> dict[str, tuple[str, ...]]:
+        return dict(FORMAT_AXES) if self.formats else {}
 
     def request(self, sample: Sample) -> ChatRequest:
         p = self.params
@@ -182,10 +204,44 @@ class APIGenTask(Task):
         )
 
     def decode(self, sample: Sample, response: ChatResponse) -> Outcome:
-        return self.decoder.outcome(response, {"mode": self.mode})
+        fields: dict[str, Any] = {"mode": self.mode}
+        if "format" in sample.metadata:
+            name = sample.metadata["format"]
+            fields |= {"subtask": name, "format": name, "format_item": sample.metadata["item"]}
+        return self.decoder.outcome(response, fields)
 
     def data_files(self) -> list[Path]:
         return [self.path]
+
+
+def _selected(params: APIGenTaskParams, task_id: str) -> list[str]:
+    """The probe's configurations (none unless ``formats`` is set; prompt mode only)."""
+    if params.formats is None:
+        return []
+    if params.mode != "prompt":
+        raise InputError(
+            f"task {task_id!r}: formats: the apigen task's format axes are prompt-mode ones; "
+            "remove formats or set mode: prompt"
+        )
+    own = [format_name({"tools_in": t, "tool_format": f}, FORMAT_AXES) for t, f in _GRID]
+    try:
+        return select_formats(params.formats, FORMAT_AXES, own)
+    except InputError as exc:
+        raise InputError(f"task {task_id!r}: {exc}") from None
+
+
+def _shown_tools(tools: list[dict[str, Any]], style: str) -> list[dict[str, Any]]:
+    """The tools as the prompt lists them: xLAM's own records, or the OpenAI tools."""
+    if style == "openai":
+        return [openai_tool(t) for t in tools]
+    return [
+        {
+            "name": t["name"],
+            "description": t.get("description", ""),
+            "parameters": t.get("parameters", {}),
+        }
+        for t in tools
+    ]
 
 
 # --- scoring ----------------------------------------------------------------------------------

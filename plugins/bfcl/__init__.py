@@ -16,6 +16,7 @@ from harness import Register
 from harness import ReportSection
 from harness import RunView
 from harness import Sample
+from harness import formats_param
 from harness import hookimpl
 from harness import param
 
@@ -23,6 +24,11 @@ from harness import param
 @hookimpl
 def register_tasks(register: Register) -> None:
     register("bfcl", "harness_plugins.bfcl._task:BFCLTask", params=BFCLTaskParams)
+    register(
+        "bfcl_format",
+        "harness_plugins.bfcl._format_task:BFCLFormatTask",
+        params=BFCLFormatTaskParams,
+    )
 
 
 @hookimpl
@@ -98,6 +104,57 @@ class BFCLTaskParams(Params):
         False,
         description="Constrained mode: allow at most one call in the categories BFCL "
         "defines as single-call (simple, multiple, (ir)relevance); parallel ones are uncapped.",
+    )
+
+
+#: BFCL's prompt-format axes (``get_all_format_sensitivity_configs``), with BFCL's names.
+PROMPT_AXES: dict[str, tuple[str, ...]] = {
+    "ret_fmt": ("python", "json", "verbose_xml", "concise_xml"),
+    "tool_call_tag": ("True", "False"),
+    "func_doc_fmt": ("python", "xml", "json"),
+    "prompt_fmt": ("plaintext", "markdown"),
+    "style": ("classic", "experimental"),
+}
+#: What varies in native and constrained modes: the tool schema's style, BFCL's language note.
+NATIVE_AXES: dict[str, tuple[str, ...]] = {
+    "schema": ("bfcl", "json_schema"),
+    "doc_hint": ("True", "False"),
+}
+
+
+#: The categories of BFCL's format_sensitivity id map, in its order.
+FORMAT_ID_ORDER: tuple[AstCategory, ...] = (
+    "simple_python",
+    "parallel",
+    "multiple",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
+
+
+class BFCLFormatTaskParams(BFCLTaskParams):
+    """BFCL V4's format-sensitivity probe: the entries of its ``format_sensitivity`` id map
+    (200 single-turn ids) played under each named prompt configuration."""
+
+    categories: list[AstCategory] = param(
+        list(FORMAT_ID_ORDER),
+        description="Categories of BFCL's format_sensitivity id map to play, in this order "
+        "(by default all eight, in the id map's order, as BFCL plays them).",
+        schema={"minItems": 1, "uniqueItems": True},
+    )
+    limit: int | None = param(
+        None, minimum=1, description="Play only the first N ids of each category."
+    )
+    formats: list[str] = formats_param(
+        PROMPT_AXES | NATIVE_AXES,
+        description="Configurations to play: 'all' (prompt mode: BFCL's 26; native and "
+        "constrained: the 4 combinations of schema and doc_hint), full names "
+        "('ret_fmt=json&tool_call_tag=True&func_doc_fmt=xml&prompt_fmt=plaintext"
+        "&style=classic') or partial ones ('ret_fmt=json': every configuration of the set "
+        "with that value).",
     )
 
 

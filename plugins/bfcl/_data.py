@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version
@@ -80,3 +81,18 @@ def count(category: str) -> int:
     """Entries in a category (its question file's non-blank lines)."""
     with question_file(category).open("rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+def format_ids_file() -> Path:
+    """BFCL's ``format_sensitivity`` id map: category -> the entry ids it probes."""
+    return data_dir() / "BFCL_v4_format_sensitivity.json"
+
+
+@functools.cache
+def format_ids() -> dict[str, list[str]]:
+    """The id map, read once (BFCL's 200 single-turn ids over the eight AST categories)."""
+    path = format_ids_file()
+    if not path.exists():
+        raise InputError(f"{path}: BFCL data file missing; {INSTALL_HINT}")
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return {str(k): [str(i) for i in v] for k, v in loaded.items()}

@@ -1,8 +1,8 @@
 """BFCL's prompts and tool schemas, rebuilt from its documented defaults.
 
 Prompt mode uses BFCL's default system prompt (``ret_fmt=python``, no tool-call tag, function
-docs as JSON, plaintext, "classic" style), byte for byte. Native mode turns BFCL's function
-docs into OpenAI tools, converting BFCL's type names to JSON Schema as BFCL's own handlers do.
+docs as JSON, plaintext, "classic" style), byte for byte. Native mode sends BFCL's function
+docs as the OpenAI tools BFCL's own handler builds, byte for byte (only type names cast).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def prompt_messages(
 
 # --- native tools ---------------------------------------------------------------------------
 
+#: BFCL's ``GORILLA_TO_OPENAPI`` (``constants/type_mappings.py``), Java and JavaScript included.
 TYPE_MAP = {
     "integer": "integer",
     "number": "number",
@@ -91,6 +92,20 @@ TYPE_MAP = {
     "object": "object",
     "tuple": "array",
     "any": "string",
+    "byte": "integer",
+    "short": "integer",
+    "long": "integer",
+    "double": "number",
+    "char": "string",
+    "ArrayList": "array",
+    "Array": "array",
+    "HashMap": "object",
+    "Hashtable": "object",
+    "Queue": "array",
+    "Stack": "array",
+    "Any": "string",
+    "String": "string",
+    "Bigint": "integer",
 }
 LOSSY = {
     "float": "float -> number: an integer now also fits the schema (BFCL adds a hint)",
@@ -100,43 +115,69 @@ LOSSY = {
 _logged: set[str] = set()
 
 
-def _note_lossy(kind: str) -> None:
-    if kind in LOSSY and kind not in _logged:
+def _note_lossy(kind: Any) -> None:
+    if isinstance(kind, str) and kind in LOSSY and kind not in _logged:
         _logged.add(kind)
         log.info("BFCL type conversion %s", LOSSY[kind])
 
 
 def openai_tool(function: dict[str, Any], sanitize_names: bool) -> dict[str, Any]:
-    """One BFCL function doc as an OpenAI tool (``a.b`` -> ``a_b`` when names are sanitized)."""
-    doc = with_language_hint([function])[0]
-    name = re.sub(r"\.", "_", doc["name"]) if sanitize_names else doc["name"]
-    params = doc.get("parameters", {})
-    schema = {
-        "type": "object",
-        "properties": _cast_properties(copy.deepcopy(params.get("properties", {}))),
-    }
-    if params.get("required"):
-        schema["required"] = list(params["required"])
-    return {
-        "type": "function",
-        "function": {"name": name, "description": doc["description"], "parameters": schema},
-    }
+    """One BFCL function doc as the OpenAI tool BFCL's own handler sends (``convert_to_tool``,
+    OpenAI-completions style), byte for byte: BFCL's dict in BFCL's key order, only ``type``
+    names cast (and ``a.b`` -> ``a_b`` when names are sanitized).
+
+    Nothing is rebuilt: a local chat template renders the tool JSON into the prompt, so a
+    reordered, pruned or completed ``parameters`` object would change the text the model reads.
+    """
+    item = copy.deepcopy(with_language_hint([function])[0])
+    if sanitize_names and "." in item["name"]:
+        item["name"] = re.sub(r"\.", "_", item["name"])
+    params = item.get("parameters")
+    if isinstance(params, dict):
+        params["type"] = "object"
+        if isinstance(params.get("properties"), dict):
+            _cast_properties(params["properties"])
+    return {"type": "function", "function": item}
 
 
 def _cast_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """BFCL's ``_cast_to_openai_type``: each property's type mapped (``float`` with BFCL's
+    hint), then nested ``properties`` or ``items`` as deep as BFCL goes and no deeper."""
     for value in properties.values():
-        _cast(value)
+        if isinstance(value, dict):
+            _cast_property(value)
     return properties
 
 
-def _cast(value: dict[str, Any], hint: bool = True) -> None:
-    kind = value.get("type", "string")
-    _note_lossy(kind)
-    if kind == "float" and hint:
-        value["format"] = "float"
-        value["description"] = value.get("description", "") + " This is a float type value."
-    value["type"] = TYPE_MAP.get(kind, "string")
-    if "properties" in value and isinstance(value["properties"], dict):
+def _cast_property(value: dict[str, Any]) -> None:
+    if "type" not in value:
+        value["type"] = "string"
+    else:
+        kind = value["type"]
+        _note_lossy(kind)
+        if kind == "float":
+            value["format"] = "float"
+            value["description"] = value.get("description", "") + " This is a float type value."
+        value["type"] = _mapped(kind)
+    if value["type"] not in ("array", "object"):
+        return
+    if isinstance(value.get("properties"), dict):
         _cast_properties(value["properties"])
-    if isinstance(value.get("items"), dict):
-        _cast(value["items"], hint=False)
+    elif isinstance(value.get("items"), dict):
+        _cast_items(value["items"])
+
+
+def _cast_items(items: dict[str, Any]) -> None:
+    """An array's ``items``: its type, then one more level (an array's items' type, or an
+    object's properties), as BFCL's handler does."""
+    items["type"] = _mapped(items.get("type", "string"))
+    inner = items.get("items")
+    if items["type"] == "array" and isinstance(inner, dict):
+        inner["type"] = _mapped(inner.get("type", "string"))
+    elif items["type"] == "object" and isinstance(items.get("properties"), dict):
+        _cast_properties(items["properties"])
+
+
+def _mapped(kind: Any) -> str:
+    """BFCL's ``GORILLA_TO_OPENAPI`` (where BFCL would fail on an unknown type: ``string``)."""
+    return TYPE_MAP.get(kind, "string") if isinstance(kind, str) else "string"

@@ -142,7 +142,7 @@ class BFCLTask(Task):
         return ChatRequest(
             messages=messages,
             tools=sample.tools,
-            tool_choice="auto" if sample.tools else None,
+            tool_choice=None,  # BFCL sends none (the API's default, "auto", applies)
             params=self._generation[capped],
             mode=self.mode,
             task=self.context.id,

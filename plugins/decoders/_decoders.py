@@ -26,11 +26,22 @@ class PythonCalls(Decoder):
 
 def parse_python_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
     """BFCL's wrapping (strip fences and spaces, add brackets) then a safe AST walk."""
+    return parse_python_body(bfcl_wrap(text))
+
+
+def bfcl_wrap(text: str) -> str:
+    """What BFCL's prompt-mode decoder does first, whatever the return format: strip fences
+    and spaces, then add the brackets of a list where missing."""
     body = text.strip("`\n ")
     if not body.startswith("["):
         body = "[" + body
     if not body.endswith("]"):
         body = body + "]"
+    return body
+
+
+def parse_python_body(body: str) -> list[tuple[str, dict[str, Any]]]:
+    """A call, or a list or tuple of calls, read with ``ast`` (never evaluated)."""
     try:
         tree = ast.parse(body.strip().strip("'"), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
