@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = run(config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    result = run(config, out if args.save_weights else None)
     (out / "repair.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(render(result))
     print(f"\nwritten: {out / 'repair.json'} ({result['wall_s']:.0f} s)")
@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the file's seeds")
     parser.add_argument("--steps", type=int, help="override the file's steps")
     parser.add_argument("--families", nargs="+", help="override the file's families")
+    parser.add_argument(
+        "--save-weights",
+        action="store_true",
+        help="write each arm's model under the first seed to DIR/<arm>.pt (0.5 GB each), for "
+        "the torch backend's `weights:`",
+    )
     return parser
 
 
@@ -68,7 +74,7 @@ def load_config(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
-def run(config: dict[str, Any]) -> dict[str, Any]:
+def run(config: dict[str, Any], save: Path | None = None) -> dict[str, Any]:
     """Diagnose, then train every arm under every seed; every number in one document."""
     from harness_plugins.layerwise import _repair as r
     from harness_plugins.layerwise._diagnose import DIVERGENCE_KEYS
@@ -119,6 +125,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             )
             kl = r.heldout_kl(teacher, model, heldout)
             qa = r.qa_accuracy(model, tokenizer.encode, questions)
+            if save is not None and seed == config["seeds"][0]:
+                torch.save(model.state_dict(), save / f"{arm.name}.pt")
             runs.append(
                 {
                     "seed": seed,

@@ -66,7 +66,7 @@ class TorchParams(Params):
         None,
         format="file",
         description="A torch state dict (.pt) laid over the GGUF's weights: a repaired or "
-        "fine-tuned copy (scripts/layerwise_repair.py writes them).",
+        "fine-tuned copy (scripts/layerwise_repair.py --save-weights writes them).",
     )
     dtype: Literal["float32", "float64"] = param("float32", description="Compute precision.")
     threads: Operational[int | None] = param(
