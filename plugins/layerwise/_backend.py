@@ -93,7 +93,7 @@ def _overlay(model: Llama, path: Path) -> None:
         first = str(exc).splitlines()[0]
         raise InputError(
             f"weights: {path} does not fit this model ({first}); give a state dict saved "
-            "from the same GGUF's architecture (scripts/layerwise_repair.py --save-weights writes them)"
+            "from the same GGUF's architecture (scripts/layerwise_repair.py --save-weights)"
         ) from None
 
 
