@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import difflib
 import hashlib
 import json
@@ -53,8 +52,8 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -78,6 +77,7 @@ CANDIDATE_TESTS = (
     "tests/test_spectool_patterns.py",
     "tests/test_spectool_task.py",
     "tests/test_scoring_mutants.py",
+    "tests/test_bfcl_checker_rules.py",
     "tests/test_store_corrupt.py",
     "tests/test_core_units.py",
     "tests/test_run_dir_trust.py",
@@ -129,13 +129,16 @@ class Mutant:
         return source[: self.start] + self.mutated.encode() + source[self.end :]
 
     def describe(self) -> str:
-        return f"{self.ident} {self.path}:{self.line} [{self.kind}] {self.original!r} -> {self.mutated!r}"
+        where = f"{self.ident} {self.path}:{self.line} [{self.kind}]"
+        return f"{where} {self.original!r} -> {self.mutated!r}"
 
 
 #: Generic types: their subscripts are type expressions, not behaviour.
 TYPE_NAMES = frozenset(
-    "tuple list dict set frozenset type Counter Literal Mapping Sequence Iterable Iterator "
-    "Callable Optional Union Generator".split()
+    {
+        *("tuple", "list", "dict", "set", "frozenset", "type", "Counter", "Literal"),
+        *("Mapping", "Sequence", "Iterable", "Iterator", "Callable", "Optional", "Union"),
+    }
 )
 COMPARE_SWAP = {
     ast.Lt: "<=", ast.LtE: "<", ast.Gt: ">=", ast.GtE: ">", ast.Eq: "!=", ast.NotEq: "==",
@@ -347,9 +350,9 @@ class _Generator(ast.NodeVisitor):
         """Early returns deleted (the last statement's return is the ``return None`` case)."""
         last = function.body[-1]
         for node in ast.walk(function):
-            if isinstance(node, ast.Return) and node is not last:
-                if _owner(function, node) is function:
-                    self.add(*self.src.span(node), "delete", "pass", node)
+            own = isinstance(node, ast.Return) and _owner(function, node) is function
+            if own and node is not last:
+                self.add(*self.src.span(node), "delete", "pass", node)
 
     def visit_Raise(self, node: ast.Raise) -> None:
         self.add(*self.src.span(node), "delete", "pass", node)
@@ -388,17 +391,20 @@ class _Generator(ast.NodeVisitor):
 
     def visit_Dict(self, node: ast.Dict) -> None:
         if node.keys:
-            items = [(k if k is not None else v, v) for k, v in zip(node.keys, node.values, strict=True)]
+            items = [
+                (k if k is not None else v, v) for k, v in zip(node.keys, node.values, strict=True)
+            ]
             self._remove_items(node, items)  # type: ignore[arg-type]
         self.generic_visit(node)
 
 
 def _owner(function: ast.AST, target: ast.AST) -> ast.AST | None:
     """The innermost function definition that contains ``target``."""
+    nested = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
     for node in ast.walk(function):
-        if node is not function and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            if any(child is target for child in ast.walk(node)):
-                return node
+        inside = node is not function and isinstance(node, nested)
+        if inside and any(child is target for child in ast.walk(node)):
+            return node
     return function
 
 
@@ -421,9 +427,23 @@ def generate(path: str) -> list[Mutant]:
         if digest in seen or not _compiles(candidate) or ast.dump(ast.parse(candidate)) == original:
             continue
         seen.add(digest)
+        original_text, source_line = source.text(start, end), source.line(line)
+        ident = f"{prefix}#{len(out)}"
+        span = (line, end_line)
         out.append(
-            Mutant(f"{prefix}#{len(out)}", path, line, kind, start, end, source.text(start, end),
-                   mutated, source.line(line), scope, (line, end_line))  # fmt: skip
+            Mutant(
+                ident,
+                path,
+                line,
+                kind,
+                start,
+                end,
+                original_text,
+                mutated,
+                source_line,
+                scope,
+                span,
+            )
         )
     return out
 
@@ -644,21 +664,37 @@ def show(mutant: Mutant) -> str:
 
 
 # ====================================================================== main
+HELP = {
+    "modules": f"files to mutate (default: {', '.join(DEFAULT_MODULES)})",
+    "--sample": "mutants per module, drawn at random; nested (default: all)",
+    "--seed": "seed of the sample (default 20)",
+    "--timeout": "least seconds per mutant (default 30; else 3x the tests' time + 15 s)",
+    "--report": "folder for mutation.json, survivors.md, coverage.json (default build/mutation)",
+    "--list": "list the mutants (after sampling) and exit",
+    "--show": "print one mutant (e.g. patterns#41) as a diff and exit",
+    "--only": "run only these mutants (repeatable)",
+    "--rerun-survivors": "run only the last report's survivors; keep the others' results",
+    "--reuse-coverage": "reuse <report>/coverage.json (the tests have not changed)",
+}
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="See the module docstring (or docs/testing.md) for how mutants and tests are chosen.",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="How mutants and tests are chosen: the module docstring, docs/testing.md.",
     )
-    parser.add_argument("modules", nargs="*", help=f"files to mutate (default: {', '.join(DEFAULT_MODULES)})")
-    parser.add_argument("--sample", type=int, default=0, help="mutants per module, drawn at random (default: all)")
-    parser.add_argument("--seed", type=int, default=20, help="seed of the sample (default 20)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="least seconds per mutant (default 30; 3x the tests' time + 15 s when larger)")
-    parser.add_argument("--report", type=Path, default=REPO / "build" / "mutation", help="folder for mutation.json, survivors.md, the coverage map and backups (default build/mutation)")
-    parser.add_argument("--list", action="store_true", help="list the mutants (after sampling) and exit")
-    parser.add_argument("--show", metavar="ID", help="print one mutant (e.g. patterns#41) as a diff and exit")
-    parser.add_argument("--only", metavar="ID", action="append", default=[], help="run only these mutants (repeatable)")
-    parser.add_argument("--reuse-coverage", action="store_true", help="reuse <report>/coverage.json from the last run")
-    return parser.parse_args(argv)  # fmt: skip
+    parser.add_argument("modules", nargs="*", help=HELP["modules"])
+    parser.add_argument("--sample", type=int, default=0, help=HELP["--sample"])
+    parser.add_argument("--seed", type=int, default=20, help=HELP["--seed"])
+    parser.add_argument("--timeout", type=float, default=30.0, help=HELP["--timeout"])
+    parser.add_argument(
+        "--report", type=Path, default=REPO / "build" / "mutation", help=HELP["--report"]
+    )
+    for flag in ("--list", "--rerun-survivors", "--reuse-coverage"):
+        parser.add_argument(flag, action="store_true", help=HELP[flag])
+    parser.add_argument("--show", metavar="ID", help=HELP["--show"])
+    parser.add_argument("--only", metavar="ID", action="append", default=[], help=HELP["--only"])
+    return parser.parse_args(argv)
 
 
 def _sampled(mutants: list[Mutant], size: int, seed: int) -> list[Mutant]:
@@ -669,6 +705,18 @@ def _sampled(mutants: list[Mutant], size: int, seed: int) -> list[Mutant]:
     random.Random(seed).shuffle(order)
     picked = set(order[:size])
     return [m for i, m in enumerate(mutants) if i in picked]
+
+
+def _previous(report: Path) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """The last report's results, keyed by what identifies a mutant across runs."""
+    path = report / "mutation.json"
+    results = json.loads(path.read_text())["mutants"] if path.exists() else []
+    return {_key(r): r for r in results}
+
+
+def _key(item: Mutant | dict[str, Any]) -> tuple[str, str, str, str]:
+    get = item.get if isinstance(item, dict) else lambda k: getattr(item, k)
+    return (get("path"), get("source_line"), get("original"), get("mutated"))
 
 
 def main(argv: list[str]) -> int:
@@ -688,10 +736,8 @@ def main(argv: list[str]) -> int:
     if args.only:
         chosen = {m: [x for x in ms if x.ident in args.only] for m, ms in everything.items()}
     if args.list:
-        for mutants in chosen.values():
-            for mutant in mutants:
-                mark = " (equivalent)" if equivalent_reason(mutant) else ""
-                print(mutant.describe() + mark)
+        for mutant in (m for ms in chosen.values() for m in ms):
+            print(mutant.describe() + (" (equivalent)" if equivalent_reason(mutant) else ""))
         return 0
     reuse = args.reuse_coverage and (args.report / "coverage.json").exists()
     coverage = json.loads((args.report / "coverage.json").read_text()) if reuse else None
@@ -699,37 +745,64 @@ def main(argv: list[str]) -> int:
     return _run_all(everything, chosen, coverage, args)
 
 
+def _run_module(
+    mutants: list[Mutant], coverage: dict[str, Any], args: argparse.Namespace,
+    previous: dict[tuple[str, str, str, str], dict[str, Any]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Each mutant's result: equivalent (not run), carried over from the last report (with
+    ``--rerun-survivors``, when it was killed there), or run now."""
+    results = []
+    with InPlace(REPO / mutants[0].path, args.report) as files:
+        for number, mutant in enumerate(mutants, start=1):
+            reason, tests, started = (
+                equivalent_reason(mutant),
+                select_tests(mutant, coverage),
+                time.monotonic(),
+            )
+            before = previous.get(_key(mutant), {}).get("status")
+            if reason:
+                status = "equivalent"
+            elif args.rerun_survivors and before in ("killed", "timeout"):
+                status = before
+            else:
+                status = run_mutant(mutant, tests, _timeout(tests, coverage, args.timeout), files)
+            seconds = round(time.monotonic() - started, 1)
+            extra = {"status": status, "tests": len(tests), "seconds": seconds, "reason": reason}
+            results.append(asdict(mutant) | extra)
+            print(f"[{number}/{len(mutants)}] {status:<10} {mutant.describe()}", flush=True)
+    return results
+
+
+def _row(module: str, total: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = Counter(r["status"] for r in results)
+    return {
+        "module": module,
+        "mutants": total,
+        "sampled": len(results),
+        "equivalent": counts["equivalent"],
+        "run": len(results) - counts["equivalent"],
+        "killed": counts["killed"],
+        "timeout": counts["timeout"],
+        "survived": counts["survived"] + counts["no-tests"] + counts["error"],
+    }
+
+
 def _run_all(
-    everything: dict[str, list[Mutant]], chosen: dict[str, list[Mutant]], coverage: dict[str, Any],
-    args: argparse.Namespace,
+    everything: dict[str, list[Mutant]], chosen: dict[str, list[Mutant]],
+    coverage: dict[str, Any], args: argparse.Namespace,
 ) -> int:  # fmt: skip
-    results, rows = [], []
-    started = time.monotonic()
+    previous = _previous(args.report) if args.rerun_survivors else {}
+    started, results, rows = time.monotonic(), [], []
     for module, mutants in chosen.items():
-        counts = dict.fromkeys(("killed", "survived", "timeout", "no-tests", "error", "equivalent"), 0)
-        with InPlace(REPO / module, args.report) as files:
-            for number, mutant in enumerate(mutants, start=1):
-                reason = equivalent_reason(mutant)
-                tests = select_tests(mutant, coverage)
-                t0 = time.monotonic()
-                status = "equivalent" if reason else run_mutant(
-                    mutant, tests, _timeout(tests, coverage, args.timeout), files
-                )  # fmt: skip
-                counts[status] += 1
-                results.append(asdict(mutant) | {"status": status, "tests": len(tests),
-                               "seconds": round(time.monotonic() - t0, 1), "reason": reason})  # fmt: skip
-                print(f"[{number}/{len(mutants)}] {status:<10} {mutant.describe()}", flush=True)
-        run = len(mutants) - counts["equivalent"]
-        rows.append({"module": module, "mutants": len(everything[module]), "sampled": len(mutants),
-                     "run": run, "survived": counts["survived"] + counts["no-tests"] + counts["error"],
-                     **{k: counts[k] for k in ("killed", "timeout", "equivalent")}})  # fmt: skip
-    table = _table(rows)
+        found = _run_module(mutants, coverage, args, previous) if mutants else []
+        results += found
+        rows.append(_row(module, len(everything[module]), found))
     minutes = (time.monotonic() - started) / 60
-    document = {"table": rows, "minutes": round(minutes, 1), "sample": args.sample, "seed": args.seed,
-                "mutants": results}  # fmt: skip
+    document = {"table": rows, "minutes": round(minutes, 1), "sample": args.sample}
+    document |= {"seed": args.seed, "mutants": results}
     (args.report / "mutation.json").write_text(json.dumps(document, indent=1) + "\n")
     (args.report / "survivors.md").write_text(_survivors_markdown(results))
-    print(f"\n{table}\n\n{minutes:.1f} min; survivors: {args.report / 'survivors.md'}")
+    print(f"\n{_table(rows)}\n\n{minutes:.1f} min; survivors: {args.report / 'survivors.md'}")
     return 0
 
 

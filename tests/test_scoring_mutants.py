@@ -187,7 +187,9 @@ def test_a_string_for_a_number_is_iat_only_when_it_reads_as_the_value() -> None:
     assert iat.evidence[0].detail == "str '1.5' given, number declared"
     both = classify(FUNCTIONS, _calls(("get_weather", {"city": "Paris", "ratio": "2.5"})), expected)
     assert both.patterns == ["IAT", "IAV"]
-    unreadable = classify(FUNCTIONS, _calls(("get_weather", {"city": "Paris", "ratio": "x"})), expected)
+    unreadable = classify(
+        FUNCTIONS, _calls(("get_weather", {"city": "Paris", "ratio": "x"})), expected
+    )
     assert unreadable.patterns == ["IAT", "IAV"]
     assert unreadable.evidence[1].detail == "'x' cannot be read as number"
 
@@ -215,9 +217,13 @@ def test_omissions_required_and_set_by_the_expected_call_are_iav() -> None:
 
 def test_an_argument_the_expected_call_does_not_set_is_iav_unless_at_its_default() -> None:
     paris = expected_from_any([{"name": "get_weather", "arguments": {"city": "Paris"}}])
-    at_default = classify(FUNCTIONS, _calls(("get_weather", {"city": "Paris", "units": "metric"})), paris)
+    at_default = classify(
+        FUNCTIONS, _calls(("get_weather", {"city": "Paris", "units": "metric"})), paris
+    )
     assert at_default.patterns == []
-    other = classify(FUNCTIONS, _calls(("get_weather", {"city": "Paris", "units": "imperial"})), paris)
+    other = classify(
+        FUNCTIONS, _calls(("get_weather", {"city": "Paris", "units": "imperial"})), paris
+    )
     assert [(e.pattern, e.argument, e.detail) for e in other.evidence] == [
         ("IAV", "units", "'imperial' given; the expected call does not set it")
     ]
@@ -370,7 +376,9 @@ def test_functions_from_each_source() -> None:
     assert apigen["f"].params["a"] == Param("array", "List[int]", "integer", [1], True)
     assert apigen["f"].params["c"] == Param("any", "", None, None, False)
     assert functions_from_any([]) == {} and functions_from_any(None) == {}
-    assert FUNCTIONS["get_weather"].params["units"] == Param("string", "string", None, "metric", True)
+    assert FUNCTIONS["get_weather"].params["units"] == Param(
+        "string", "string", None, "metric", True
+    )
 
 
 def test_expected_calls_from_each_source() -> None:
@@ -470,7 +478,9 @@ def test_value_comparison_rules() -> None:
     bfcl = ArgExpectation(("New York",))
     assert value_ok("new-york", bfcl, True) and not value_ok("new-york", bfcl, False)
     assert value_ok(" New York ", bfcl, False)
-    assert value_ok(1, ArgExpectation((1.0,)), True) and not value_ok(True, ArgExpectation((1,)), True)
+    assert value_ok(1, ArgExpectation((1.0,)), True) and not value_ok(
+        True, ArgExpectation((1,)), True
+    )
     assert value_ok(True, ArgExpectation((True,)), True)
     assert not value_ok(False, ArgExpectation((True,)), True)
     assert value_ok([1, "A b"], ArgExpectation(([1, "ab"],)), True)
@@ -484,7 +494,9 @@ def test_value_comparison_rules() -> None:
     exact = ArgExpectation(({"a": 1},))
     assert value_ok({"a": 1}, exact, False) and not value_ok({"a": 1, "b": 2}, exact, False)
     assert not value_ok({"a": 2}, exact, False)
-    assert value_ok(None, ArgExpectation((None,)), True) and not value_ok(None, ArgExpectation(), True)
+    assert value_ok(None, ArgExpectation((None,)), True) and not value_ok(
+        None, ArgExpectation(), True
+    )
 
 
 def test_assignment_pairs_for_fewest_errors_exactly_then_greedily() -> None:
@@ -672,7 +684,9 @@ def _bfcl_sample(truth: list, calls: list[dict[str, Any]], functions: list) -> t
 def test_a_failed_bfcl_answer_always_shows_a_pattern_or_says_why() -> None:
     from harness_plugins.spectool._metric import classify_sample
 
-    sample, outcome = _bfcl_sample(GENOTYPE_TRUTH, _genotype_calls("AA", "Aa", "aa", "AA"), GENOTYPE)
+    sample, outcome = _bfcl_sample(
+        GENOTYPE_TRUTH, _genotype_calls("AA", "Aa", "aa", "AA"), GENOTYPE
+    )
     assert classify_sample(sample, outcome).patterns == ["RAC"]
     lookup = [
         {

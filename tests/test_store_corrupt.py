@@ -34,6 +34,7 @@ from harness._results import results_document
 from harness._results import summary_csv
 from harness._results import write_results
 from harness._results import written_rows
+from harness._store import RunDirLock
 from harness._store import SampleWriter
 from harness._store import drop_errors
 from harness._store import finished_keys
@@ -41,7 +42,6 @@ from harness._store import iter_records
 from harness._store import record_key
 from harness._store import repair_tail
 from harness._store import write_atomic
-from harness._store import RunDirLock
 
 
 def _line(**fields: Any) -> bytes:
@@ -52,7 +52,10 @@ def _line(**fields: Any) -> bytes:
 @pytest.mark.parametrize(
     ("middle", "problem"),
     [
-        (b"{not json}\n", "line 2 is not valid JSON (Expecting property name enclosed in double quotes);"),
+        (
+            b"{not json}\n",
+            "line 2 is not valid JSON (Expecting property name enclosed in double quotes);",
+        ),
         (b'{"backend": \n', "line 2 is not valid JSON"),
         (b'["backend", "task"]\n', "line 2 is JSON but not a sample record"),
         (b'{"backend": "b", "task": "t"}\n', "line 2 is JSON but not a sample record"),
@@ -307,7 +310,11 @@ def test_a_key_without_scores_gets_a_no_scores_row() -> None:
 
 
 def test_groups_weighted_unweighted_nested_and_required() -> None:
-    records = [_rec("1", 1.0, subtask="a"), _rec("2", 0.0, subtask="b"), _rec("3", 0.0, subtask="b")]
+    records = [
+        _rec("1", 1.0, subtask="a"),
+        _rec("2", 0.0, subtask="b"),
+        _rec("3", 0.0, subtask="b"),
+    ]
     groups = {
         "t": [
             {"name": "mean", "members": ["a", "b"]},
@@ -366,7 +373,9 @@ def test_results_document_and_summary_csv_carry_exact_numbers(tmp_path: Path) ->
     assert lines[0] == ",".join(SUMMARY_COLUMNS)
     assert lines[1] == "b,t,task,,m,0.75,0.1595711846,4,0,4,0.6666666667,0.3333333333,1,2"
     assert lines[2] == "b,t,subtask,s,m,1,,1,0,1,,,,0"
-    (tmp_path / "samples.jsonl").write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+    (tmp_path / "samples.jsonl").write_bytes(
+        b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    )
     written = write_results(tmp_path, {"config": {}})
     assert written["results"] == document["results"]
     assert (tmp_path / "summary.csv").read_text() == text
