@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import hashlib
 import json
@@ -599,24 +600,61 @@ def restore_after_crash(report: Path) -> None:
         print(f"restored {path} from the backup of an interrupted run")
 
 
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-W", "ignore"]
+#: Imported once by this process and inherited by each forked test run: a third of a test
+#: run's start-up. Never ``harness``: each run must import the mutated file afresh.
+PRELOAD = ("pytest", "yaml", "jsonschema", "aiohttp", "anyio", "orjson", "jinja2", "tqdm")
+
+
+def preload() -> None:
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    assert not any(m.split(".")[0] in ("harness", "harness_plugins") for m in sys.modules)
+
+
 def run_mutant(mutant: Mutant, tests: list[str], timeout: float, files: InPlace) -> str:
     """killed | survived | timeout | no-tests | error (pytest could not run the selection)."""
     if not tests:
         return "no-tests"
     files.write(mutant.apply(files.original))
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "--no-header", "-W", "ignore", *tests]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    pid = os.fork()
+    if pid == 0:  # the child: pytest in a fresh session, its output discarded
+        _child_pytest(tests)
+    code = _wait(pid, timeout)
+    if code is None:
         return "timeout"
     return {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(code, "error")
+
+
+def _child_pytest(tests: list[str]) -> None:
+    code = 4
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.environ.update(_env())
+        sys.dont_write_bytecode = True
+        sys.path[0] = str(REPO)  # as ``python -m pytest`` from the root: ``tests.x`` imports
+        import pytest
+
+        code = int(pytest.main([*PYTEST_ARGS, *tests]))
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's exit code, or None after killing its session at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.killpg(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
 
 
 def _timeout(tests: list[str], coverage: dict[str, Any], minimum: float) -> float:
@@ -742,6 +780,7 @@ def main(argv: list[str]) -> int:
     reuse = args.reuse_coverage and (args.report / "coverage.json").exists()
     coverage = json.loads((args.report / "coverage.json").read_text()) if reuse else None
     coverage = coverage or run_coverage(modules, args.report)
+    preload()
     return _run_all(everything, chosen, coverage, args)
 
 
