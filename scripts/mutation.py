@@ -106,7 +106,66 @@ class Equivalent:
     reason: str
 
 
-EQUIVALENT: tuple[Equivalent, ...] = ()
+_STORE = "harness/_store.py"
+_PATTERNS = "plugins/spectool/_patterns.py"
+EQUIVALENT: tuple[Equivalent, ...] = (
+    Equivalent(
+        _STORE,
+        'and type(value.get("repeat", 0)) is int',
+        "0",
+        "1",
+        "the default only feeds type(): type(1) is int as type(0) is",
+    ),
+    Equivalent(
+        _STORE,
+        "start = max(0, end - (1 << 16))",
+        "16",
+        "17",
+        "the scan's chunk size: any positive size finds the same last newline",
+    ),
+    Equivalent(
+        _STORE,
+        'cut = handle.read(end - start).rfind(b"\\n")',
+        " - ",
+        " + ",
+        "reads past `end` only bytes already scanned (no newline there): same rfind result",
+    ),
+    Equivalent(
+        _STORE,
+        "os.ftruncate(fd, 0)",
+        "0",
+        "1",
+        "the pid written next (2+ bytes, at offset 0) overwrites the 1 byte kept: same file",
+    ),
+    Equivalent(
+        _PATTERNS,
+        'raw = next((r for r in raw if r != "null"), "any")',
+        '"any"',
+        "''",
+        'the default only feeds _KINDS.get(head, "any"): "" and "any" both give "any"',
+    ),
+    Equivalent(
+        _PATTERNS,
+        'head = re.split(r"[\\[\\s|<,]", text, maxsplit=1)[0].lower()',
+        "1",
+        "0",
+        "maxsplit=0 splits at every separator, maxsplit=1 at the first: [0] is the same",
+    ),
+    Equivalent(
+        _PATTERNS,
+        'head = re.split(r"[\\[\\s|<,]", str(raw_type).strip(), maxsplit=1)[0].lower()',
+        "1",
+        "0",
+        "maxsplit=0 splits at every separator, maxsplit=1 at the first: [0] is the same",
+    ),
+    Equivalent(
+        _PATTERNS,
+        'if kind == "any":',
+        '"any"',
+        "''",
+        'kind "any" then falls through every branch to the final `return True`',
+    ),
+)
 
 
 # ====================================================================== mutants
@@ -522,10 +581,29 @@ def run_coverage(modules: list[str], report: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(target.read_text()) if target.exists() else {}
     if done.returncode not in (0, 1) or result.get("exit") not in (0, 1):
         sys.exit(f"the candidate tests could not run:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    result["fingerprint"] = _fingerprint(modules)
+    target.write_text(json.dumps(result))
     for nodeid in result["failed"]:  # a test failing unmutated would "kill" every mutant
         print(f"coverage: {nodeid} fails unmutated; it judges no mutant")
     print(f"coverage: {len(result['durations'])} tests in {time.monotonic() - started:.0f} s")
     return result
+
+
+def _fingerprint(modules: list[str]) -> dict[str, str]:
+    """What the coverage map depends on: the candidate tests and the mutated modules."""
+    paths = [*CANDIDATE_TESTS, "tests/conftest.py", *modules]
+    return {
+        p: hashlib.sha1((REPO / p).read_bytes()).hexdigest() for p in paths if (REPO / p).exists()
+    }
+
+
+def _reused_coverage(report: Path, modules: list[str]) -> dict[str, Any] | None:
+    path = report / "coverage.json"
+    found = json.loads(path.read_text()) if path.exists() else {}
+    if found.get("fingerprint") != _fingerprint(modules):
+        print("coverage: the tests or modules changed since coverage.json; measuring again")
+        return None
+    return found
 
 
 def select_tests(mutant: Mutant, coverage: dict[str, Any]) -> list[str]:
@@ -614,17 +692,26 @@ def preload() -> None:
 
 
 def run_mutant(mutant: Mutant, tests: list[str], timeout: float, files: InPlace) -> str:
-    """killed | survived | timeout | no-tests | error (pytest could not run the selection)."""
+    """killed | survived | timeout | no-tests | error (the selection no longer collects: the
+    tests changed since the coverage run)."""
     if not tests:
         return "no-tests"
     files.write(mutant.apply(files.original))
-    pid = os.fork()
-    if pid == 0:  # the child: pytest in a fresh session, its output discarded
-        _child_pytest(tests)
-    code = _wait(pid, timeout)
+    code = _pytest(tests, timeout)
     if code is None:
         return "timeout"
-    return {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(code, "error")
+    if code in (4, 5):  # a usage error or nothing collected: the mutant's, or a stale selection?
+        files.write(files.original)
+        return "killed" if _pytest([*tests, "--collect-only"], timeout) == 0 else "error"
+    return "survived" if code == 0 else "killed"
+
+
+def _pytest(arguments: list[str], timeout: float) -> int | None:
+    """pytest's exit code in a forked child, or None when it timed out."""
+    pid = os.fork()
+    if pid == 0:  # the child: pytest in a fresh session, its output discarded
+        _child_pytest(arguments)
+    return _wait(pid, timeout)
 
 
 def _child_pytest(tests: list[str]) -> None:
@@ -640,6 +727,8 @@ def _child_pytest(tests: list[str]) -> None:
         import pytest
 
         code = int(pytest.main([*PYTEST_ARGS, *tests]))
+    except BaseException:
+        code = 3  # pytest itself raised: as its internal error
     finally:
         os._exit(code)
 
@@ -777,8 +866,7 @@ def main(argv: list[str]) -> int:
         for mutant in (m for ms in chosen.values() for m in ms):
             print(mutant.describe() + (" (equivalent)" if equivalent_reason(mutant) else ""))
         return 0
-    reuse = args.reuse_coverage and (args.report / "coverage.json").exists()
-    coverage = json.loads((args.report / "coverage.json").read_text()) if reuse else None
+    coverage = _reused_coverage(args.report, modules) if args.reuse_coverage else None
     coverage = coverage or run_coverage(modules, args.report)
     preload()
     return _run_all(everything, chosen, coverage, args)

@@ -86,6 +86,13 @@ def test_optimal_reroutes_greedy_does_not_and_each_reports_what_it_tried() -> No
     )
     assert greedy.errors[1].startswith("Model Result Index 1: value_error:string: Invalid value")
     assert len(greedy.errors) == 3
+    two = check_ast([TYPED], [{"typed": {"t": [1, "2"]}}], [{"typed": {"t": ["var"]}}], "parallel")
+    assert two.errors[1] == (
+        "Model Result Index 0: type_error:simple: Nested type checking failed for parameter 't'. "
+        "Expected outer type tuple with inner type <class 'int'>. Parameter value: [1, '2']. "
+        "Incorrect type for parameter 't'. Expected type tuple, got list. Parameter value: "
+        "[1, '2']."
+    )
     assert check_ast([LOOKUP], calls, truth, "parallel", matching="optimal").valid
     stuck = [_lookup("Paris"), _lookup("Rome"), _lookup("Rome")]
     optimal = check_ast([LOOKUP], stuck, truth, "parallel", matching="optimal")
@@ -193,6 +200,40 @@ def test_types_values_and_variables() -> None:
         "value_error:list_dict_count",
     )
     assert one("ld", [{"k": "v"}], [[{"k": ["w"]}], [{"k": ["v"]}]]) == (True, "")
+
+
+def test_a_dict_reports_its_first_problem_like_bfcl() -> None:
+    """The first bad key ends the scan of given keys; the omission scan still runs and its
+    type wins; each scan reports one problem."""
+    truth = [{"typed": {"d": [{"k": ["v"], "m": ["x"]}]}}]
+
+    def errors(value: dict[str, Any]) -> tuple[str, list[str]]:
+        result = check_ast([TYPED], [{"typed": {"d": value}}], truth, "simple")
+        return result.error_type, result.errors
+
+    assert errors({"z": 1, "k": "w", "m": "x"}) == (
+        "value_error:dict_key",
+        ["Unexpected dict key parameter: 'z'."],
+    )
+    assert errors({"k": "w", "z": 1, "m": "x"}) == (
+        "value_error:dict_value",
+        ["Invalid value for parameter 'k': 'w'. Expected one of ['v']."],
+    )
+    assert errors({"k": "w"}) == (
+        "value_error:dict_key",
+        [
+            "Invalid value for parameter 'k': 'w'. Expected one of ['v'].",
+            "Missing dict key parameter: 'm'.",
+        ],
+    )
+    assert errors({}) == ("value_error:dict_key", ["Missing dict key parameter: 'k'."])
+    count = check_ast(
+        [TYPED],
+        [{"typed": {"ld": [{"k": "v"}] * 2}}],
+        [{"typed": {"ld": [[{"k": ["v"]}]]}}],
+        "simple",
+    )
+    assert count.errors == ["Wrong number of dictionaries in the list."]
 
 
 def test_the_type_error_messages_name_the_parameter_and_types() -> None:

@@ -204,7 +204,7 @@ def test_omissions_required_and_set_by_the_expected_call_are_iav() -> None:
     assert right.patterns == [] and right.evidence == []
     missing = classify(FUNCTIONS, _calls(("get_weather", {"days": 3})), expected)
     assert missing.patterns == ["IAV"]
-    assert missing.evidence[0].detail == "omitted; required"
+    assert [(e.argument, e.detail) for e in missing.evidence] == [("city", "omitted; required")]
     strict = expected_from_bfcl([{"get_weather": {"city": ["Paris"], "days": [3]}}])
     unset = classify(FUNCTIONS, _calls(("get_weather", {"city": "Paris"})), strict)
     assert [(e.argument, e.detail) for e in unset.evidence] == [
@@ -213,6 +213,10 @@ def test_omissions_required_and_set_by_the_expected_call_are_iav() -> None:
     not_named = [ExpectedCall("get_weather", {"days": ArgExpectation((3,))})]
     required = classify(FUNCTIONS, _calls(("get_weather", {"days": 3})), not_named)
     assert [(e.argument, e.detail) for e in required.evidence] == [("city", "omitted; required")]
+    given = classify(FUNCTIONS, _calls(("get_weather", {"city": "Oslo", "days": 3})), not_named)
+    assert [(e.argument, e.detail) for e in given.evidence] == [
+        ("city", "'Oslo' given; the expected call does not set it")
+    ]
 
 
 def test_an_argument_the_expected_call_does_not_set_is_iav_unless_at_its_default() -> None:
@@ -262,7 +266,10 @@ def test_unexpected_and_extra_calls_are_evidence_without_a_pattern() -> None:
         ("other:extra_call", 2, "get_weather"),
     ]
     assert result.others == ["other:extra_call", "other:unexpected_call"]
-    assert result.evidence[1].detail == "more calls to get_weather than expected"
+    assert [e.detail for e in result.evidence] == [
+        "valid call to a function the answer should not call",
+        "more calls to get_weather than expected",
+    ]
 
 
 def test_irrelevance_relevance_and_undecodable_answers() -> None:
@@ -376,6 +383,20 @@ def test_functions_from_each_source() -> None:
     assert apigen["f"].params["a"] == Param("array", "List[int]", "integer", [1], True)
     assert apigen["f"].params["c"] == Param("any", "", None, None, False)
     assert functions_from_any([]) == {} and functions_from_any(None) == {}
+    # The format is guessed from the first item: OpenAI with or without "type", a bare function
+    # object typed "function" (its schema read as such, not as APIGen's flat parameters), a BFCL
+    # doc with "properties" but no "type".
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    untyped = functions_from_any([{"function": {"name": "u", "parameters": schema}}])
+    assert untyped["u"].params["x"].kind == "integer" and untyped["u"].required == ("x",)
+    flat = functions_from_any(
+        [{"type": "function", "name": "v", "parameters": {"x": {"type": "int"}}}]
+    )
+    assert flat["v"].params == {} and flat["v"].required == ()
+    doc = functions_from_any(
+        [{"name": "w", "parameters": {"properties": {"x": {"type": "float"}}}}]
+    )
+    assert doc["w"].params["x"].kind == "number" and doc["w"].required == ()
     assert FUNCTIONS["get_weather"].params["units"] == Param(
         "string", "string", None, "metric", True
     )
@@ -465,6 +486,7 @@ def test_coercion_reads_what_the_model_meant() -> None:
     assert coerce("(1, 2)", "array") == (1, 2)
     assert coerce("1.5", "number") == 1.5 and coerce("x", "number") is _NOT_COERCIBLE
     assert _literals("TRUE") == [True] and _literals("False") == [False]
+    assert _literals("FALSE") == [False] and _literals("true") == [True]
     assert _literals("[1]") == [[1], [1]] and _literals("(1,)") == [(1,)]
     padded = "(1," + " " * 9995 + ")"  # 9,999 characters: still read as a Python literal
     assert len(padded) == 9999 and _literals(padded) == [(1,)]
@@ -481,6 +503,7 @@ def test_value_comparison_rules() -> None:
     assert value_ok(1, ArgExpectation((1.0,)), True) and not value_ok(
         True, ArgExpectation((1,)), True
     )
+    assert value_ok(2**53 + 1, ArgExpectation((2.0**53,)), False)  # numbers compare as floats
     assert value_ok(True, ArgExpectation((True,)), True)
     assert not value_ok(False, ArgExpectation((True,)), True)
     assert value_ok([1, "A b"], ArgExpectation(([1, "ab"],)), True)
@@ -530,7 +553,8 @@ def _step(name: str, executed: bool | None = None, **arguments: Any) -> Step:
         ("str", str), ("enum", str), ("string", str), ("number", (int, float, complex)),
         ("num", (int, float, complex)), ("bool", bool), ("boolean", bool), ("int", int),
         ("integer", int), ("float", float), ("list", list), ("array", list), ("tuple", tuple),
-        ("dict", dict), ("object", dict), ("List[int]", list), ("whatever", object),
+        ("dict", dict), ("object", dict), ("List[int]", list), ("whatever", object), ("", object),
+        ("nu", object), ("in", object),
     ],
 )  # fmt: skip
 def test_paper_type_map(raw: str, expected: Any) -> None:

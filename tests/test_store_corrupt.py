@@ -26,12 +26,14 @@ from harness._results import _mean_stderr
 from harness._results import _spread
 from harness._results import aggregate_rows
 from harness._results import error_count
+from harness._results import load_document
 from harness._results import load_results
 from harness._results import load_samples
 from harness._results import merge_task_rows
 from harness._results import read_groups
 from harness._results import results_document
 from harness._results import summary_csv
+from harness._results import to_frame
 from harness._results import write_results
 from harness._results import written_rows
 from harness._store import RunDirLock
@@ -59,6 +61,8 @@ def _line(**fields: Any) -> bytes:
         (b'{"backend": \n', "line 2 is not valid JSON"),
         (b'["backend", "task"]\n', "line 2 is JSON but not a sample record"),
         (b'{"backend": "b", "task": "t"}\n', "line 2 is JSON but not a sample record"),
+        (b'{"task": "t", "sample_id": "2"}\n', "line 2 is JSON but not a sample record"),
+        (b'{"backend": "b", "sample_id": "2"}\n', "line 2 is JSON but not a sample record"),
         (_line(repeat="0"), "line 2 is JSON but not a sample record"),
         (b"[" * 100_000 + b"\n", "line 2 is not valid JSON"),
     ],
@@ -110,6 +114,9 @@ def test_repair_tail_scans_back_over_a_long_torn_line(tmp_path: Path) -> None:
     path.write_bytes(b"\n" + b"y" * 70_000)
     repair_tail(path)
     assert path.read_bytes() == b"\n"
+    path.write_bytes(b"\n")
+    repair_tail(path)
+    assert path.read_bytes() == b"\n"
     repair_tail(tmp_path / "absent.jsonl")
     assert not (tmp_path / "absent.jsonl").exists()
 
@@ -123,15 +130,25 @@ def test_drop_errors_keeps_good_lines_byte_for_byte(tmp_path: Path) -> None:
     assert path.read_bytes() == good[0] + good[1]
     assert drop_errors(path) == 0
     assert drop_errors(tmp_path / "absent.jsonl") == 0
+    assert not (tmp_path / "absent.jsonl").exists()
 
 
-def test_write_atomic_replaces_whole_files_and_names_a_failure(tmp_path: Path) -> None:
+def test_write_atomic_replaces_whole_files_and_names_a_failure(
+    tmp_path: Path, syncs: list[int]
+) -> None:
     path = tmp_path / "f.txt"
     write_atomic(path, "caf\udce9\n")
-    assert path.read_bytes() == b"caf\\udce9\n"
-    write_atomic(path, iter([b"a", b"b"]), durable=True)
-    assert path.read_bytes() == b"ab"
+    assert path.read_bytes() == b"caf\\udce9\n" and syncs == []
+    write_atomic(path, iter([b"a", b"bc"]), durable=True)
+    assert path.read_bytes() == b"abc" and syncs == [3]  # synced once, after the whole write
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    (tmp_path / "samples.jsonl").write_bytes(_line() + _line(sample_id="2", error="x"))
+    assert drop_errors(tmp_path / "samples.jsonl") == 1 and syncs == [3, len(_line())]
+    folder = tmp_path / "folder"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(HarnessError, match="cannot write"):
+        write_atomic(folder, "x")  # the temporary file is written, the rename fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "folder", "samples.jsonl"]
     missing = tmp_path / "no-such-folder" / "f.txt"
     with pytest.raises(HarnessError) as raised:
         write_atomic(missing, "x")
@@ -141,17 +158,40 @@ def test_write_atomic_replaces_whole_files_and_names_a_failure(tmp_path: Path) -
     )
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _refused(run_dir: Path) -> str:
+    before = _open_fds()
+    with pytest.raises(RunDirError) as raised:
+        RunDirLock(run_dir).__enter__()
+    assert _open_fds() == before  # the refused descriptor is closed
+    return str(raised.value)
+
+
 def test_run_dir_lock_refuses_a_second_writer_and_names_it(tmp_path: Path) -> None:
+    lock_file = tmp_path / ".harness.lock"
+    lock_file.write_text("12345678901234\n")  # a longer pid from an earlier run
     with RunDirLock(tmp_path) as lock:
-        assert (tmp_path / ".harness.lock").read_text() == f"{os.getpid()}\n"
-        with pytest.raises(RunDirError) as raised:
-            RunDirLock(tmp_path).__enter__()
-        assert f"(pid {os.getpid()})" in str(raised.value)
-        assert str(raised.value).startswith(f"{tmp_path}: another harness run")
+        assert lock_file.read_text() == f"{os.getpid()}\n"
+        assert lock_file.stat().st_mode & 0o777 == 0o644 & ~_umask()
+        message = _refused(tmp_path)
+        assert message.startswith(f"{tmp_path}: another harness run (pid {os.getpid()}) is")
+        lock_file.write_bytes(b"")
+        assert "(pid unknown)" in _refused(tmp_path)  # the holder has not written its pid yet
+        lock_file.write_bytes(b"\xff42\n")
+        assert "(pid \ufffd42)" in _refused(tmp_path)
         assert lock._fd is not None
     assert lock._fd is None
     with RunDirLock(tmp_path):
         pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # ---------------------------------------------------------------------------- writing
@@ -176,9 +216,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
 
 @pytest.fixture
 def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each fsync, as the file's size when it ran: what was handed over before it."""
     calls: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr("harness._store.os.fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(
+        "harness._store.os.fsync", lambda fd: calls.append(os.fstat(fd).st_size) or real_fsync(fd)
+    )
     return calls
 
 
@@ -199,19 +242,25 @@ def test_writer_hands_over_by_count_and_delay_and_syncs_at_most_once_a_second(
     assert _on_disk(path) == 1  # two pending after 0.1 s: still buffered
     _write(writer, 3)
     assert _on_disk(path) == 4 and syncs == []  # the third hands them over, no sync yet
+    _write(writer, 4, 5)
+    assert _on_disk(path) == 4  # the count starts again from 0
     clock.now = 0.25
-    _write(writer, 4)
-    assert _on_disk(path) == 4  # 0.15 s since the hand-over
-    clock.now = 0.5
-    _write(writer, 5)
-    assert _on_disk(path) == 6 and syncs == []  # 0.4 s since the hand-over
-    clock.now = 1.0
     _write(writer, 6)
-    assert _on_disk(path) == 7 and len(syncs) == 1  # 1 s since the last sync
+    assert _on_disk(path) == 7  # the third again
+    clock.now = 0.4
     _write(writer, 7)
-    assert writer.written == 7 and _on_disk(path) == 7
+    assert _on_disk(path) == 7  # 0.15 s since the hand-over
+    clock.now = 0.5
+    _write(writer, 8)
+    assert _on_disk(path) == 9 and syncs == []  # 0.25 s since the hand-over
+    clock.now = 1.0
+    _write(writer, 9)
+    assert _on_disk(path) == 10 and syncs == [path.stat().st_size]  # 1 s since the last sync
+    _write(writer, 10, 11)
+    assert writer.written == 11 and _on_disk(path) == 10  # after a sync, the count from 0
     writer.close()
-    assert _on_disk(path) == 8 and len(syncs) == 2
+    assert _on_disk(path) == 12 and syncs[1] == path.stat().st_size  # handed over, then synced
+    assert writer._handle.closed
     writer.close()
     assert len(syncs) == 2
 
@@ -225,7 +274,7 @@ def test_writer_defaults_64_records_or_0_2_s_and_a_sync_a_second(
         assert _on_disk(path) == 0
         _write(writer, 63)
         assert _on_disk(path) == 64 and syncs == []
-    assert len(syncs) == 1
+    assert len(syncs) == 1 and writer._handle.closed
     other = tmp_path / "other.jsonl"
     with SampleWriter(other) as writer:
         _write(writer, 0)
@@ -313,7 +362,7 @@ def test_groups_weighted_unweighted_nested_and_required() -> None:
     records = [
         _rec("1", 1.0, subtask="a"),
         _rec("2", 0.0, subtask="b"),
-        _rec("3", 0.0, subtask="b"),
+        _rec("3", 1.0, subtask="b"),
     ]
     groups = {
         "t": [
@@ -328,8 +377,9 @@ def test_groups_weighted_unweighted_nested_and_required() -> None:
     rows = Tally().add_all(records).rows(groups)
     found = {r["subtask"]: r for r in rows if r["level"] == "group"}
     assert set(found) == {"mean", "count", "some", "outer"}
-    assert found["mean"]["value"] == 0.5 and found["count"]["value"] == pytest.approx(1 / 3)
-    assert found["some"]["value"] == 1.0 and found["outer"]["value"] == 0.75
+    # a: 1.0 over 1 sample, b: 0.5 over 2
+    assert found["mean"]["value"] == 0.75 and found["count"]["value"] == pytest.approx(2 / 3)
+    assert found["some"]["value"] == 1.0 and found["outer"]["value"] == 0.875
     assert (found["count"]["n"], found["count"]["n_samples"]) == (3, 3)
     assert [(r["level"], r["subtask"]) for r in rows] == [
         ("task", ""), ("subtask", "a"), ("subtask", "b"),
@@ -338,20 +388,28 @@ def test_groups_weighted_unweighted_nested_and_required() -> None:
 
 
 def test_merge_task_rows_replaces_and_adds() -> None:
-    rows = Tally().add_all([_rec("1", 1.0), _rec("2", 0.0)]).rows()
-    counts = {("b", "t", ""): [2, 0, 0]}
+    records = [_rec("1", 1.0, subtask="s"), _rec("2", 0.0), _rec("3", 1.0, backend="a")]
+    records.append(_rec("4", 0.0, task="r"))
+    rows = Tally().add_all(records).rows()
+    counts = {("b", "t", ""): [2, 1, 0], ("b", "t", "s"): [1, 0, 0]}
     own = [
-        {"level": "task", "metric": "m", "value": 0.9, "stderr": "N/A", "n": 2},
+        {"level": "task", "subtask": "named", "metric": "m", "value": 0.9, "stderr": 0.05, "n": 7},
+        {"level": "subtask", "subtask": "s", "metric": "m", "value": 0.2, "stderr": "N/A"},
         {"level": "group", "subtask": "g", "metric": "m", "value": True, "n": 5},
     ]
     merged = merge_task_rows(rows, "b", "t", own, counts)
-    assert [(r["level"], r["subtask"], r["metric"]) for r in merged] == [
-        ("task", "", "m"), ("group", "g", "m"),
+    assert [(r["task"], r["backend"], r["level"], r["subtask"]) for r in merged] == [
+        ("r", "b", "task", ""), ("t", "a", "task", ""), ("t", "b", "task", ""),
+        ("t", "b", "task", "named"), ("t", "b", "subtask", "s"), ("t", "b", "group", "g"),
     ]  # fmt: skip
-    assert merged[0]["value"] == 0.9 and math.isnan(merged[0]["stderr"])
-    assert merged[0]["n_samples"] == 2
-    assert math.isnan(merged[1]["value"]) and merged[1]["n_samples"] == 5
+    named, sub, group = merged[3], merged[4], merged[5]
+    assert (named["value"], named["stderr"], named["n"]) == (0.9, 0.05, 7)
+    assert (named["n_samples"], named["n_errors"]) == (2, 1)  # the task's counts
+    assert (sub["value"], sub["n"], sub["n_samples"]) == (0.2, 0, 1) and math.isnan(sub["stderr"])
+    assert math.isnan(group["value"]) and (group["n_samples"], group["n_errors"]) == (5, 0)
     assert _float(3) == 3.0 and math.isnan(_float(False)) and math.isnan(_float("1"))
+    rows_of_two = Tally().add_all([_rec("1", 1.0, error="x"), _rec("2", 1.0, task="r", error="y")])
+    assert error_count(rows_of_two.rows()) == 2
 
 
 def test_results_document_and_summary_csv_carry_exact_numbers(tmp_path: Path) -> None:
@@ -379,10 +437,22 @@ def test_results_document_and_summary_csv_carry_exact_numbers(tmp_path: Path) ->
     written = write_results(tmp_path, {"config": {}})
     assert written["results"] == document["results"]
     assert (tmp_path / "summary.csv").read_text() == text
+    results_text = (tmp_path / "results.json").read_text()
+    assert results_text.endswith("}\n") and list(json.loads(results_text)) == [
+        "config", "groups", "results", "subtasks",
+    ]  # fmt: skip
+    assert list(json.loads(results_text)["results"]["t"]["b"]) == sorted(cell)
+    assert load_document(tmp_path, "results.json") == json.loads(results_text)
     assert json.loads((tmp_path / "results.json").read_text())["results"] == document["results"]
     back = written_rows(tmp_path)
     assert back is not None and back[0]["n"] == 4 and back[0]["value"] == pytest.approx(0.75)
     assert math.isnan(back[1]["stderr"]) and back[1]["n_retries"] == 0
+    assert [type(back[0][c]) for c in ("value", "stderr", "median", "p10", "p90")] == [float] * 5
+    assert [type(back[0][c]) for c in ("n", "n_errors", "n_samples", "n_retries")] == [int] * 4
+    floats = to_frame([dict(back[0], n=4.0, n_errors=0.0, n_samples=4.0, n_retries=2.0)])
+    assert [str(floats[c].dtype) for c in ("n", "n_errors", "n_samples", "n_retries")] == [
+        "int64"
+    ] * 4
     os.utime(tmp_path / "summary.csv", ns=(1, 1))
     assert written_rows(tmp_path) is None
     assert written_rows(tmp_path / "nowhere") is None
@@ -429,3 +499,14 @@ def test_run_view_reads_rows_records_labels_and_entry_ids(tmp_path: Path) -> Non
     assert view.entry_ids("backend", "x") == set()
     assert view.label_counts("subtask") == {("t", "b", "s"): 2}
     assert view.failures == [] and RunView.read_manifest(tmp_path) == {}
+
+
+def test_a_batch_larger_than_the_256_kib_buffer_reaches_the_os_early(
+    tmp_path: Path, clock: _Clock
+) -> None:
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path) as writer:
+        writer.write({"backend": "b", "task": "t", "sample_id": "1", "pad": "x" * 200_000})
+        assert path.stat().st_size == 0
+        writer.write({"backend": "b", "task": "t", "sample_id": "2", "pad": "x" * 100_000})
+        assert path.stat().st_size > 0  # 300 KB pending: over the buffer, before the count
