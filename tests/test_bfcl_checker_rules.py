@@ -86,12 +86,11 @@ def test_optimal_reroutes_greedy_does_not_and_each_reports_what_it_tried() -> No
     )
     assert greedy.errors[1].startswith("Model Result Index 1: value_error:string: Invalid value")
     assert len(greedy.errors) == 3
-    two = check_ast([TYPED], [{"typed": {"t": [1, "2"]}}], [{"typed": {"t": ["var"]}}], "parallel")
+    dict_truth = [{"typed": {"d": [{"k": ["v"], "m": ["x"]}]}}]
+    two = check_ast([TYPED], [{"typed": {"d": {"k": "w"}}}], dict_truth, "parallel")
     assert two.errors[1] == (
-        "Model Result Index 0: type_error:simple: Nested type checking failed for parameter 't'. "
-        "Expected outer type tuple with inner type <class 'int'>. Parameter value: [1, '2']. "
-        "Incorrect type for parameter 't'. Expected type tuple, got list. Parameter value: "
-        "[1, '2']."
+        "Model Result Index 0: value_error:dict_key: Invalid value for parameter 'k': 'w'. "
+        "Expected one of ['v']. Missing dict key parameter: 'm'."
     )
     assert check_ast([LOOKUP], calls, truth, "parallel", matching="optimal").valid
     stuck = [_lookup("Paris"), _lookup("Rome"), _lookup("Rome")]
