@@ -28,7 +28,9 @@ def lines(path: Path) -> list[dict]:
 def test_run_writes_every_file_and_scores(tmp_path: Path, write_manifest) -> None:
     qa, replay = qa_files(tmp_path, 30)
     manifest = write_manifest(qa_manifest(qa, replay))
+    started = time.monotonic()
     result = run_harness("run", str(manifest), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     for name in ("manifest.json", "samples.jsonl", "results.json", "summary.csv", "report.html"):
@@ -46,7 +48,10 @@ def test_run_writes_every_file_and_scores(tmp_path: Path, write_manifest) -> Non
             "error",
             "timing",
         } <= set(rec)
-        assert rec["timing"]["total_s"] >= 0
+        # seconds, measured: within the command's own wall time (not ms, not a timestamp)
+        assert type(rec["timing"]["total_s"]) is float
+        assert 0 <= rec["timing"]["total_s"] < elapsed
+    assert sum(rec["timing"]["total_s"] for rec in records) > 0
     # every third sample (i % 3 == 0) was answered wrongly by construction
     results = json.loads((out / "results.json").read_text())
     cell = results["results"]["qa"]["replay"]

@@ -677,15 +677,19 @@ def _match_function(
             evidence.append(Evidence("IAV", made[i].index, name, arg, detail, made[i].step))
     for i, item in enumerate(made):
         if i not in matched:
-            evidence.append(
-                Evidence(
-                    OTHER_EXTRA,
-                    item.index,
-                    name,
-                    step=item.step,
-                    detail=f"more calls to {name} than expected",
-                )
-            )
+            evidence.append(_surplus(item, made[:i], len(wanted)))
+
+
+def _surplus(item: _Judged, earlier: list[_Judged], wanted: int) -> Evidence:
+    """A call left over after pairing: RAC when it repeats an earlier call (two identical
+    calls can each match an expected call that normalises alike, yet one of them is one
+    too many), else ``other:extra_call``."""
+    name = item.call.name
+    if any(_canonical(e.call) == _canonical(item.call) for e in earlier):
+        detail = f"identical to an earlier call, beyond the {wanted} expected call(s) to {name}"
+        return Evidence("RAC", item.index, name, step=item.step, detail=detail)
+    detail = f"more calls to {name} than expected"
+    return Evidence(OTHER_EXTRA, item.index, name, step=item.step, detail=detail)
 
 
 def _value_errors(item: _Judged, exp: ExpectedCall) -> list[tuple[str, str]]:
