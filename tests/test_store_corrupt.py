@@ -175,7 +175,6 @@ def test_run_dir_lock_refuses_a_second_writer_and_names_it(tmp_path: Path) -> No
     lock_file.write_text("12345678901234\n")  # a longer pid from an earlier run
     with RunDirLock(tmp_path) as lock:
         assert lock_file.read_text() == f"{os.getpid()}\n"
-        assert lock_file.stat().st_mode & 0o777 == 0o644 & ~_umask()
         message = _refused(tmp_path)
         assert message.startswith(f"{tmp_path}: another harness run (pid {os.getpid()}) is")
         lock_file.write_bytes(b"")
@@ -186,6 +185,10 @@ def test_run_dir_lock_refuses_a_second_writer_and_names_it(tmp_path: Path) -> No
     assert lock._fd is None
     with RunDirLock(tmp_path):
         pass
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with RunDirLock(fresh):
+        assert (fresh / ".harness.lock").stat().st_mode & 0o777 == 0o644 & ~_umask()
 
 
 def _umask() -> int:
@@ -396,13 +399,15 @@ def test_merge_task_rows_replaces_and_adds() -> None:
         {"level": "task", "subtask": "named", "metric": "m", "value": 0.9, "stderr": 0.05, "n": 7},
         {"level": "subtask", "subtask": "s", "metric": "m", "value": 0.2, "stderr": "N/A"},
         {"level": "group", "subtask": "g", "metric": "m", "value": True, "n": 5},
+        {"level": "subtask", "subtask": "a2", "metric": "m", "value": 0.5, "n": 1},
     ]
-    merged = merge_task_rows(rows, "b", "t", own, counts)
+    merged = merge_task_rows(rows[::-1], "b", "t", own, counts)  # sorted whatever the input
     assert [(r["task"], r["backend"], r["level"], r["subtask"]) for r in merged] == [
         ("r", "b", "task", ""), ("t", "a", "task", ""), ("t", "b", "task", ""),
-        ("t", "b", "task", "named"), ("t", "b", "subtask", "s"), ("t", "b", "group", "g"),
+        ("t", "b", "task", "named"), ("t", "b", "subtask", "a2"), ("t", "b", "subtask", "s"),
+        ("t", "b", "group", "g"),
     ]  # fmt: skip
-    named, sub, group = merged[3], merged[4], merged[5]
+    named, sub, group = merged[3], merged[5], merged[6]
     assert (named["value"], named["stderr"], named["n"]) == (0.9, 0.05, 7)
     assert (named["n_samples"], named["n_errors"]) == (2, 1)  # the task's counts
     assert (sub["value"], sub["n"], sub["n_samples"]) == (0.2, 0, 1) and math.isnan(sub["stderr"])
@@ -410,6 +415,12 @@ def test_merge_task_rows_replaces_and_adds() -> None:
     assert _float(3) == 3.0 and math.isnan(_float(False)) and math.isnan(_float("1"))
     rows_of_two = Tally().add_all([_rec("1", 1.0, error="x"), _rec("2", 1.0, task="r", error="y")])
     assert error_count(rows_of_two.rows()) == 2
+
+
+def test_a_tally_keeps_the_first_50_failures_by_default() -> None:
+    tally = Tally().add_all(_rec(str(i), None, error=f"e{i}") for i in range(60))
+    assert [f["error"] for f in tally.failures] == [f"e{i}" for i in range(50)]
+    assert tally.counts[("b", "t", "")] == [60, 60, 0]
 
 
 def test_results_document_and_summary_csv_carry_exact_numbers(tmp_path: Path) -> None:
