@@ -16,6 +16,7 @@ Hooks and parameters only: the parts live in the private modules. See docs/layer
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
@@ -52,6 +53,18 @@ def report_sections(run: RunView) -> list[ReportSection]:
     from ._report import sections
 
     return sections(run)
+
+
+def onnx_layer_model(
+    model_file: Path, tokenizer: Any, settings: dict[str, Any], threads: int | None
+) -> tuple[Any, Any]:
+    """The public door for the ``onnx`` backend's ``layers`` capability: an ONNX file's
+    graph rewritten so its block boundaries can be read and overridden, and the folder's
+    tokenizer wrapped as the task expects (the parts live in a private module)."""
+    from ._onnx_layers import OnnxForward
+    from ._onnx_layers import OnnxTokenizer
+
+    return OnnxForward(model_file, threads=threads), OnnxTokenizer(tokenizer, settings)
 
 
 class TorchParams(Params):

@@ -118,11 +118,12 @@ class OnnxBackend(Backend):
         tokenizer, for the ``layerwise`` task (``layers`` capability). A second session over
         the rewritten graph, made on first use."""
         if self._layer_model is None:
-            from harness_plugins.layerwise._onnx_layers import OnnxForward
-            from harness_plugins.layerwise._onnx_layers import OnnxTokenizer
+            from harness_plugins.layerwise import onnx_layer_model
 
-            forward = OnnxForward(self.model.model_file, threads=self.threads)
-            self._layer_model = forward, OnnxTokenizer(self.tokenizer, self.model.settings())
+            settings = self.model.settings()
+            self._layer_model = onnx_layer_model(
+                self.model.model_file, self.tokenizer, settings, self.threads
+            )
         return self._layer_model
 
     def info(self) -> dict[str, Any]:
