@@ -21,23 +21,13 @@ from harness_plugins.layerwise._diagnose import ProbeOptions
 from harness_plugins.layerwise._diagnose import diagnose
 from harness_plugins.layerwise._diagnose import most_divergent
 from harness_plugins.layerwise._llama import LlamaConfig
+from harness_plugins.layerwise._llama import noisy_copy
 from harness_plugins.layerwise._llama import random_llama
 from harness_plugins.layerwise._torch import torch
 
 TINY = LlamaConfig(vocab=48, dim=24, layers=4, heads=4, kv_heads=2, ffn=40, rope_base=100.0)
 IDS = [1, 7, 3, 9, 22, 5, 17, 30, 2, 11, 40, 8]
 OPTIONS = ProbeOptions(hutchinson_samples=6, seed=3)
-
-
-def _noisy(model: torch.nn.Module, block: int, scale: float = 0.05) -> torch.nn.Module:
-    """A copy of ``model`` with Gaussian noise on every weight of one block."""
-    changed = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(11)
-    with torch.no_grad():
-        for param in changed.blocks[block].parameters():
-            noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
-            param.add_(scale * param.abs().mean() * noise)
-    return changed
 
 
 def test_a_model_against_itself_gives_zero_everywhere():
@@ -58,7 +48,7 @@ def test_a_model_against_itself_gives_zero_everywhere():
 @pytest.mark.parametrize("block", range(TINY.layers))
 def test_noise_in_one_block_is_found_at_that_layer_by_every_family(block):
     model = random_llama(TINY, seed=2)
-    result = diagnose(model, _noisy(model, block), IDS, OPTIONS)
+    result = diagnose(model, noisy_copy(model, block), IDS, OPTIONS)
     layers = result["layers"]
     for family in FAMILIES:
         assert most_divergent(layers, family) == block + 1, family
@@ -72,8 +62,8 @@ def test_noise_in_one_block_is_found_at_that_layer_by_every_family(block):
 
 def test_more_noise_diverges_more():
     model = random_llama(TINY, seed=4)
-    small = diagnose(model, _noisy(model, 1, 0.01), IDS, OPTIONS)["layers"][2]
-    large = diagnose(model, _noisy(model, 1, 0.1), IDS, OPTIONS)["layers"][2]
+    small = diagnose(model, noisy_copy(model, 1, 0.01), IDS, OPTIONS)["layers"][2]
+    large = diagnose(model, noisy_copy(model, 1, 0.1), IDS, OPTIONS)["layers"][2]
     for key in ("rel_l2", "attention_js", "jacobian_div", "curvature_div"):
         assert large[key] > small[key] > 0, key
 
@@ -229,7 +219,7 @@ def test_a_manifest_finds_the_damaged_block_of_the_real_model(harness_run, tmp_p
     """SmolLM2 with noise in block 5 (a `weights` overlay) against the file itself: every
     family names layer 6, the per-layer rows and the report's curves are there."""
     model, _ = smollm2
-    noisy = _noisy(model, 5, scale=0.2)
+    noisy = noisy_copy(model, 5, scale=0.2)
     torch.save(noisy.state_dict(), tmp_path / "noisy.pt")
     result = harness_run(
         {
@@ -270,7 +260,7 @@ def test_distillation_repairs_a_noisy_student_and_freezes_the_tied_pair():
     from harness_plugins.layerwise import _repair as r
 
     teacher = random_llama(TINY, seed=7)
-    student = _noisy(teacher, 2, scale=0.3)
+    student = noisy_copy(teacher, 2, scale=0.3)
     stream = list(range(1, 48)) * 3
     heldout = [stream[0:12], stream[20:32], stream[30:44]]
     arm = r.Arm("layerwise", (0.5, 1.0, 2.0, 1.0))

@@ -24,6 +24,7 @@ from harness_plugins.layerwise._forward import TorchForward  # noqa: E402
 from harness_plugins.layerwise._forward import _composed  # noqa: E402
 from harness_plugins.layerwise._forward import diagnose_forward  # noqa: E402
 from harness_plugins.layerwise._llama import LlamaConfig  # noqa: E402
+from harness_plugins.layerwise._llama import noisy_copy  # noqa: E402
 from harness_plugins.layerwise._llama import random_llama  # noqa: E402
 from harness_plugins.layerwise._onnx_layers import BoundaryPattern  # noqa: E402
 from harness_plugins.layerwise._onnx_layers import OnnxForward  # noqa: E402
@@ -35,16 +36,6 @@ TINY = LlamaConfig(vocab=48, dim=24, layers=4, heads=4, kv_heads=2, ffn=40, rope
 IDS = [1, 7, 3, 9, 22, 5, 17, 30, 2, 11, 40, 8]
 OPTIONS = ProbeOptions(hutchinson_samples=6, seed=3)
 FD_FAMILIES = ("hidden", "attention", "jacobian", "curvature")
-
-
-def _noisy(model: torch.nn.Module, block: int, scale: float = 0.05) -> torch.nn.Module:
-    changed = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(11)
-    with torch.no_grad():
-        for param in changed.blocks[block].parameters():
-            noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
-            param.add_(scale * param.abs().mean() * noise)
-    return changed
 
 
 def _assert_zeros(result: dict) -> None:
@@ -81,7 +72,7 @@ def test_torch_forward_against_itself_gives_zero_everywhere():
 @pytest.mark.parametrize("block", range(TINY.layers))
 def test_noise_in_one_block_is_found_at_that_layer_by_finite_differences(block):
     model = random_llama(TINY, seed=2)
-    changed = TorchForward(_noisy(model, block))
+    changed = TorchForward(noisy_copy(model, block))
     result = diagnose_forward(TorchForward(model), changed, IDS, OPTIONS, rel_eps=1e-4)
     for family in FD_FAMILIES:
         assert most_divergent(result["layers"], family) == block + 1, family
@@ -95,7 +86,7 @@ def test_noise_in_one_block_is_found_at_that_layer_by_finite_differences(block):
 def test_finite_differences_of_the_composed_function_match_autograd():
     """f_C(x) = y(R's tail after C's block 2 on x): central differences (float64) against
     autograd's directional derivative and v^T H v of the same composition in torch."""
-    reference, changed = random_llama(TINY, seed=5), _noisy(random_llama(TINY, seed=5), 1, 0.2)
+    reference, changed = random_llama(TINY, seed=5), noisy_copy(random_llama(TINY, seed=5), 1, 0.2)
     x = reference.run(IDS).hidden[1].detach()
     greedy = reference.run(IDS).logprobs.detach().argmax(-1)
     rope = reference.rope(len(IDS), x.dtype)

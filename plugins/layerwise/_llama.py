@@ -275,3 +275,17 @@ def random_llama(config: LlamaConfig, seed: int = 0, dtype: torch.dtype = torch.
                 param.copy_(torch.randn(param.shape, generator=generator, dtype=dtype))
                 param.div_(math.sqrt(param.shape[-1]))
     return model.eval()
+
+
+def noisy_copy(model: Llama, block: int, scale: float = 0.05, seed: int = 11) -> Llama:
+    """A copy of ``model`` with seeded Gaussian noise on every weight of one block (tests and
+    examples: damage whose place is known)."""
+    import copy
+
+    changed = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in changed.blocks[block].parameters():
+            noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
+            param.add_(scale * param.abs().mean() * noise)
+    return changed
